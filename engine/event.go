@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// InvalidationEvent says "topic changed, now at revision"; it never carries state.
+// SourceID and TimestampMs are for observability only; ordering is by Revision. Epoch,
+// when set, names the life of the source that produced Revision.
+type InvalidationEvent struct {
+	Topic       string   `json:"topic"`
+	Revision    Revision `json:"revision"`
+	Epoch       string   `json:"epoch,omitempty"`
+	SourceID    string   `json:"sourceId,omitempty"`
+	TimestampMs *float64 `json:"timestampMs,omitempty"`
+}
+
+// FieldError is a protocol violation in one field of a payload. The rpc layer answers
+// it with JSON-RPC -32602 naming Field; the engine reports it with phase "protocol".
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErrorf(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// rawEvent keeps every field raw so that each one is type-checked on its own and the
+// error names the field; unknown fields are ignored for forward compatibility.
+type rawEvent struct {
+	Topic       json.RawMessage `json:"topic"`
+	Revision    json.RawMessage `json:"revision"`
+	Epoch       json.RawMessage `json:"epoch"`
+	SourceID    json.RawMessage `json:"sourceId"`
+	TimestampMs json.RawMessage `json:"timestampMs"`
+}
+
+// ParseEvent validates an invalidation payload as it came off a transport. Garbage of any
+// shape returns a *FieldError (or a plain error for a payload that is not a JSON object);
+// it never panics.
+func ParseEvent(payload []byte) (InvalidationEvent, error) {
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return InvalidationEvent{}, fieldErrorf("event", "want a JSON object {topic, revision}, got %s", describeJSON(trimmed))
+	}
+	var raw rawEvent
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return InvalidationEvent{}, fieldErrorf("event", "not valid JSON: %w", err)
+	}
+	var ev InvalidationEvent
+	topic, err := requiredString("topic", raw.Topic)
+	if err != nil {
+		return InvalidationEvent{}, err
+	}
+	if ev.Topic, err = ValidateTopic(topic); err != nil {
+		return InvalidationEvent{}, err
+	}
+	rev, err := requiredString("revision", raw.Revision)
+	if err != nil {
+		return InvalidationEvent{}, err
+	}
+	if ev.Revision, err = ParseRevision(rev); err != nil {
+		return InvalidationEvent{}, &FieldError{Field: "revision", Err: err}
+	}
+	if ev.Epoch, err = optionalString("epoch", raw.Epoch); err != nil {
+		return InvalidationEvent{}, err
+	}
+	if ev.SourceID, err = optionalString("sourceId", raw.SourceID); err != nil {
+		return InvalidationEvent{}, err
+	}
+	if isPresent(raw.TimestampMs) {
+		var ts float64
+		if raw.TimestampMs[0] == '"' || json.Unmarshal(raw.TimestampMs, &ts) != nil {
+			return InvalidationEvent{}, fieldErrorf("timestampMs", "want a number (epoch milliseconds), got %s", describeJSON(raw.TimestampMs))
+		}
+		ev.TimestampMs = &ts
+	}
+	return ev, nil
+}
+
+// ValidateTopic checks that a topic has something besides whitespace. It returns the
+// topic unchanged: topics are identifiers and are compared exactly.
+func ValidateTopic(topic string) (string, error) {
+	if strings.TrimSpace(topic) == "" {
+		return "", fieldErrorf("topic", "is empty: want a stable name such as \"app-config\"")
+	}
+	return topic, nil
+}
+
+func isPresent(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+func requiredString(field string, raw json.RawMessage) (string, error) {
+	if !isPresent(raw) {
+		return "", fieldErrorf(field, "is missing")
+	}
+	return optionalString(field, raw)
+}
+
+func optionalString(field string, raw json.RawMessage) (string, error) {
+	if !isPresent(raw) {
+		return "", nil
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", fieldErrorf(field, "want a string, got %s", describeJSON(raw))
+	}
+	return s, nil
+}
+
+// describeJSON names the kind of a JSON value and shows a bounded prefix of it.
+func describeJSON(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	kind := "a JSON value"
+	switch raw[0] {
+	case '{':
+		kind = "an object"
+	case '[':
+		kind = "an array"
+	case '"':
+		kind = "a string"
+	case 't', 'f':
+		kind = "a boolean"
+	case 'n':
+		kind = "null"
+	default:
+		if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
+			kind = "a number"
+		}
+	}
+	return kind + " " + quotePrefix(string(raw))
+}
