@@ -1,0 +1,227 @@
+// Command statesync-sidecar runs state-sync's engines for a host application (Tauri,
+// Electron, any process that can spawn it) and speaks JSON-RPC 2.0 on stdin/stdout.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/state-sync/state-sync/rpc"
+)
+
+// Set at build time by task dist: -ldflags "-X main.version=… -X main.commit=…".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+const usageHead = `statesync-sidecar keeps state in sync between the windows of a desktop app.
+
+The host spawns it and speaks JSON-RPC 2.0 on its stdin/stdout (see docs/protocol.md).
+stdout carries protocol only; logs go to stderr. It exits 0 when stdin closes, on a
+shutdown request, or on SIGTERM/SIGINT.
+
+Usage:
+  statesync-sidecar [flags]
+
+Examples:
+  statesync-sidecar                               # NDJSON on stdio, embedded memory store
+  statesync-sidecar --store-file app-state.json   # the store survives restarts
+  statesync-sidecar --framing lsp                 # Content-Length framing (vscode-jsonrpc)
+  statesync-sidecar --trace --log-level debug     # every message and decision on stderr
+  echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"1"}}' | statesync-sidecar
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: the protocol goes to stdout, everything else to
+// stderr. It returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	flags := pflag.NewFlagSet("statesync-sidecar", pflag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.SortFlags = false
+	var (
+		framing       = flags.String("framing", "ndjson", "message framing: ndjson (one message per line) or lsp (Content-Length headers)")
+		defaultSource = flags.String("default-source", "store", "source of channels opened without one: store or host")
+		storeFile     = flags.String("store-file", "", "persist the embedded store in this file (created 0600); default: in memory")
+		logLevel      = flags.String("log-level", "off", "log level on stderr: off, error, warn, info or debug")
+		logFormat     = flags.String("log-format", "text", "log format: text or json")
+		trace         = flags.Bool("trace", false, "print every message in (<-) and out (->) on stderr, data included")
+		callTimeout   = flags.Duration("call-timeout", 10*time.Second, "bound on each getSnapshot and apply call to the host")
+		maxMessage    = flags.Int("max-message-bytes", 16<<20, "largest message accepted; larger ones are answered -32600 and skipped")
+		maxChannels   = flags.Int("max-channels", 10000, "open channels at once")
+		maxStoreBytes = flags.Int("max-store-bytes", 8<<20, "largest data of one store topic")
+		parentPID     = flags.Int("parent-pid", 0, "exit when this process is gone (0: off)")
+		showVersion   = flags.Bool("version", false, "print the version and exit")
+		help          = flags.BoolP("help", "h", false, "print this help and exit")
+	)
+	flags.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2 // pflag printed the error and the usage
+	}
+	if *help {
+		flags.SetOutput(stdout)
+		fmt.Fprint(stdout, usageHead)
+		flags.PrintDefaults()
+		return 0
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "statesync-sidecar %s\n", versionString())
+		return 0
+	}
+	usageError := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "statesync-sidecar: "+format+"\n\n", a...)
+		flags.Usage()
+		return 2
+	}
+	if flags.NArg() > 0 {
+		return usageError("unexpected argument %q: the sidecar takes flags only", flags.Arg(0))
+	}
+	frm, err := rpc.ParseFraming(*framing)
+	if err != nil {
+		return usageError("--framing: %v", err)
+	}
+	src, err := rpc.ParseSource(*defaultSource)
+	if err != nil || src == rpc.SourceChannel {
+		return usageError("--default-source: want store or host, got %q", *defaultSource)
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	switch {
+	case *callTimeout <= 0:
+		return usageError("--call-timeout: want a positive duration such as 10s")
+	case *maxMessage < 1024:
+		return usageError("--max-message-bytes: want at least 1024")
+	case *maxChannels < 1:
+		return usageError("--max-channels: want at least 1")
+	case *maxStoreBytes < 1:
+		return usageError("--max-store-bytes: want at least 1")
+	case *parentPID < 0:
+		return usageError("--parent-pid: want a process id")
+	}
+
+	store, err := openStore(*storeFile, *maxStoreBytes)
+	if err != nil {
+		fmt.Fprintf(stderr, "statesync-sidecar: %v\n", err)
+		return 1
+	}
+	defer store.Close()
+
+	cfg := rpc.Config{
+		Framing:         frm,
+		MaxMessageBytes: *maxMessage,
+		MaxChannels:     *maxChannels,
+		CallTimeout:     *callTimeout,
+		DefaultSource:   src,
+		Store:           store,
+		Logger:          logger,
+		Version:         versionString(),
+	}
+	if *trace {
+		cfg.Trace = stderr
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if *parentPID > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go watchParent(ctx, *parentPID, cancel, logger)
+	}
+	logger.Info("started", "version", versionString(), "framing", frm, "pid", os.Getpid())
+	if err := rpc.NewServer(cfg).Serve(ctx, stdin, stdout); err != nil {
+		logger.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	switch strings.ToLower(level) {
+	case "off":
+		return slog.New(slog.DiscardHandler), nil
+	case "error":
+		lvl = slog.LevelError
+	case "warn":
+		lvl = slog.LevelWarn
+	case "info":
+		lvl = slog.LevelInfo
+	case "debug":
+		lvl = slog.LevelDebug
+	default:
+		return nil, fmt.Errorf("--log-level: want off, error, warn, info or debug, got %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
+}
+
+func versionString() string {
+	v := version
+	c := commit
+	if c == "" {
+		if info, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range info.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+					c = s.Value[:12]
+				}
+			}
+		}
+	}
+	if c != "" {
+		v += " (" + c + ")"
+	}
+	return v
+}
+
+// watchParent cancels when the process pid is gone: a host killed with SIGKILL cannot
+// close our stdin on purpose, though its death usually does.
+func watchParent(ctx context.Context, pid int, cancel context.CancelFunc, log *slog.Logger) {
+	wasParent := os.Getppid() == pid
+	ticker := time.NewTicker(50 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			// A dead parent hands us to another process at once, before its pid could be
+			// reused; for any other pid, ask the OS.
+			if (wasParent && os.Getppid() != pid) || !processAlive(pid) {
+				log.Info("parent process is gone", "pid", pid)
+				cancel()
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,432 @@
+package rpc
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// Framing is how messages are delimited on the byte stream.
+type Framing string
+
+const (
+	// NDJSON is one JSON-RPC message per line (the default).
+	NDJSON Framing = "ndjson"
+	// LSP is Content-Length headers, as the Language Server Protocol and vscode-jsonrpc.
+	LSP Framing = "lsp"
+)
+
+// ParseFraming accepts the --framing flag's values.
+func ParseFraming(s string) (Framing, error) {
+	switch Framing(s) {
+	case NDJSON, LSP:
+		return Framing(s), nil
+	}
+	return "", fmt.Errorf("unknown framing %q: want ndjson or lsp", s)
+}
+
+var errTooLarge = errors.New("message too large")
+
+// stream is the jsonrpc2.ObjectStream of the sidecar. Beyond framing it does three things
+// the stock codecs do not:
+//
+//   - a malformed frame is answered right here (-32700 or -32600, id null when unknown)
+//     and reading goes on, where the stock codec would close the connection;
+//   - request params and call results never reach jsonrpc2's decoder, which round-trips
+//     params through map[string]any and results through any: that would decode every
+//     snapshot's data. The stream parses the envelope only, keeps params and results raw
+//     in tables, and hands jsonrpc2 a small stand-in that carries a ticket;
+//   - --trace copies every frame in and out to the trace writer.
+type stream struct {
+	framing  Framing
+	r        *bufio.Reader
+	maxBytes int
+	trace    *tracer
+
+	wmu    sync.Mutex
+	w      *bufio.Writer
+	closer io.Closer
+
+	mu         sync.Mutex
+	params     map[uint64]json.RawMessage
+	nextTicket uint64
+	awaiting   map[string]json.RawMessage // ids of our calls; value is the result once read
+	answered   map[string]bool
+}
+
+func newStream(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *tracer) *stream {
+	s := &stream{
+		framing:  framing,
+		r:        bufio.NewReaderSize(r, 64*1024),
+		w:        bufio.NewWriterSize(w, 64*1024),
+		maxBytes: maxBytes,
+		trace:    trace,
+		params:   map[uint64]json.RawMessage{},
+		awaiting: map[string]json.RawMessage{},
+		answered: map[string]bool{},
+	}
+	if c, ok := r.(io.Closer); ok {
+		s.closer = c
+	}
+	return s
+}
+
+// envelope is a JSON-RPC message with every member kept raw.
+type envelope struct {
+	JSONRPC json.RawMessage `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  json.RawMessage `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	Result  json.RawMessage `json:"result"`
+	Error   json.RawMessage `json:"error"`
+}
+
+// ReadObject implements jsonrpc2.ObjectStream. It returns only well-formed messages;
+// everything else is answered and skipped. It fails only when the input ends.
+func (s *stream) ReadObject(v any) error {
+	for {
+		frame, err := s.readFrame()
+		if errors.Is(err, errTooLarge) {
+			s.writeError(nil, jsonrpc2.CodeInvalidRequest, fmt.Sprintf("message larger than the limit of %d bytes (--max-message-bytes): it was skipped", s.maxBytes))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.trace.frame("<-", frame)
+		small, ok := s.admit(frame)
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(small, v); err != nil {
+			// admit only builds messages jsonrpc2 accepts; reaching this is a bug.
+			s.writeError(nil, jsonrpc2.CodeInternalError, "internal error decoding a message: "+err.Error())
+			continue
+		}
+		return nil
+	}
+}
+
+// admit checks a frame and returns the stand-in message for jsonrpc2, or answers the
+// frame with an error and returns false.
+func (s *stream) admit(frame []byte) ([]byte, bool) {
+	trimmed := bytes.TrimSpace(frame)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		if !json.Valid(trimmed) {
+			s.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+syntaxError(trimmed))
+			return nil, false
+		}
+		s.writeError(nil, jsonrpc2.CodeInvalidRequest, "batches are not supported: send one message per line")
+		return nil, false
+	}
+	var env envelope
+	if err := json.Unmarshal(trimmed, &env); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			s.writeError(nil, jsonrpc2.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object")
+		} else {
+			s.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+syntaxError(trimmed))
+		}
+		return nil, false
+	}
+	id, idOK := canonicalID(env.ID)
+	if string(env.JSONRPC) != `"2.0"` {
+		s.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
+		return nil, false
+	}
+	isRequest := len(env.Method) > 0
+	isResponse := len(env.Result) > 0 || len(env.Error) > 0
+	switch {
+	case isRequest && !isResponse:
+		var method string
+		if json.Unmarshal(env.Method, &method) != nil || method == "" {
+			s.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "method" must be a non-empty string`)
+			return nil, false
+		}
+		if len(env.ID) > 0 && !idOK {
+			s.writeError(nil, jsonrpc2.CodeInvalidRequest, `invalid request: "id" must be a string or a non-negative integer`)
+			return nil, false
+		}
+		ticket := s.keepParams(env.Params)
+		methodJSON, _ := json.Marshal(method)
+		msg := []byte(`{"jsonrpc":"2.0","method":`)
+		msg = append(msg, methodJSON...)
+		if len(env.ID) > 0 {
+			msg = append(msg, `,"id":`...)
+			msg = append(msg, id...)
+		}
+		msg = append(msg, `,"params":`...)
+		msg = strconv.AppendUint(msg, ticket, 10)
+		return append(msg, '}'), true
+	case isResponse && !isRequest && idOK:
+		msg := []byte(`{"jsonrpc":"2.0","id":`)
+		msg = append(msg, id...)
+		if len(env.Error) > 0 {
+			msg = append(msg, `,"error":`...)
+			msg = append(msg, env.Error...)
+		} else {
+			s.keepResult(string(id), env.Result)
+			msg = append(msg, `,"result":0`...)
+		}
+		return append(msg, '}'), true
+	case isResponse && !isRequest:
+		// A response we cannot match; there is nobody to answer.
+		return nil, false
+	default:
+		s.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: a message needs "method" (a request) or "result"/"error" (a response)`)
+		return nil, false
+	}
+}
+
+// canonicalID returns the id as jsonrpc2 reads it back: a string or a non-negative
+// integer that fits in int64.
+func canonicalID(raw json.RawMessage) ([]byte, bool) {
+	if len(raw) == 0 {
+		return nil, false
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, false
+		}
+		b, _ := json.Marshal(s)
+		return b, true
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 0 {
+		return nil, false
+	}
+	return strconv.AppendInt(nil, n, 10), true
+}
+
+func idOrNull(id []byte, ok bool) []byte {
+	if !ok {
+		return nil
+	}
+	return id
+}
+
+func syntaxError(frame []byte) string {
+	var v any
+	err := json.Unmarshal(frame, &v)
+	if err == nil {
+		return "not a JSON-RPC message"
+	}
+	hint := ""
+	if bytes.Count(frame, []byte("{")) != bytes.Count(frame, []byte("}")) {
+		hint = " (one message per line: pretty-printed JSON must be compacted, e.g. with jq -c)"
+	}
+	return err.Error() + hint
+}
+
+func (s *stream) keepParams(params json.RawMessage) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextTicket++
+	s.params[s.nextTicket] = params
+	return s.nextTicket
+}
+
+// takeParams returns the raw params of a request that came through admit.
+func (s *stream) takeParams(req *jsonrpc2.Request) json.RawMessage {
+	if req.Params == nil {
+		return nil
+	}
+	ticket, err := strconv.ParseUint(string(*req.Params), 10, 64)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	params := s.params[ticket]
+	delete(s.params, ticket)
+	return params
+}
+
+// expect registers the id of a call we are about to send, so that its result is kept.
+func (s *stream) expect(id string) {
+	s.mu.Lock()
+	s.awaiting[id] = nil
+	s.mu.Unlock()
+}
+
+func (s *stream) keepResult(id string, result json.RawMessage) {
+	s.mu.Lock()
+	if _, ok := s.awaiting[id]; ok {
+		s.awaiting[id] = result
+		s.answered[id] = true
+	}
+	s.mu.Unlock()
+}
+
+// takeResult unregisters id and returns its result, if it arrived.
+func (s *stream) takeResult(id string) (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	result, ok := s.awaiting[id], s.answered[id]
+	delete(s.awaiting, id)
+	delete(s.answered, id)
+	return result, ok
+}
+
+// readFrame returns the next frame's bytes, skipping blank lines. A frame over the limit
+// is consumed and reported as errTooLarge.
+func (s *stream) readFrame() ([]byte, error) {
+	if s.framing == LSP {
+		return s.readLSPFrame()
+	}
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			return nil, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		return line, nil
+	}
+}
+
+func (s *stream) readLine() ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		if len(line)+len(chunk) > s.maxBytes+2 { // +2 for "\r\n"
+			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest without keeping it
+				_, err = s.r.ReadSlice('\n')
+			}
+			return nil, errTooLarge
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(line)) > 0:
+			return line, nil // a last line without "\n"
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (s *stream) readLSPFrame() ([]byte, error) {
+	length := -1
+	for {
+		header, err := s.r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		header = strings.TrimRight(header, "\r\n")
+		if header == "" {
+			if length < 0 {
+				s.writeError(nil, jsonrpc2.CodeParseError, "parse error: LSP frame without a Content-Length header")
+				continue
+			}
+			break
+		}
+		name, value, ok := strings.Cut(header, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
+			n, err := strconv.Atoi(strings.TrimSpace(value))
+			if err != nil || n < 0 {
+				s.writeError(nil, jsonrpc2.CodeParseError, fmt.Sprintf("parse error: bad Content-Length %q", quoteBounded(value)))
+				length = -1
+				continue
+			}
+			length = n
+		}
+	}
+	if length > s.maxBytes {
+		if _, err := io.CopyN(io.Discard, s.r, int64(length)); err != nil {
+			return nil, err
+		}
+		return nil, errTooLarge
+	}
+	frame := make([]byte, length)
+	if _, err := io.ReadFull(s.r, frame); err != nil {
+		return nil, err
+	}
+	return frame, nil
+}
+
+// WriteObject implements jsonrpc2.ObjectStream.
+func (s *stream) WriteObject(obj any) error {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return s.writeFrame(b)
+}
+
+func (s *stream) writeFrame(b []byte) error {
+	s.trace.frame("->", b)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.framing == LSP {
+		if _, err := fmt.Fprintf(s.w, "Content-Length: %d\r\n\r\n", len(b)); err != nil {
+			return err
+		}
+		if _, err := s.w.Write(b); err != nil {
+			return err
+		}
+	} else {
+		if _, err := s.w.Write(b); err != nil {
+			return err
+		}
+		if err := s.w.WriteByte('\n'); err != nil {
+			return err
+		}
+	}
+	return s.w.Flush()
+}
+
+// writeError answers a frame the stream rejected. id nil writes "id": null.
+func (s *stream) writeError(id []byte, code int64, message string) {
+	if id == nil {
+		id = []byte("null")
+	}
+	msg, _ := json.Marshal(message)
+	b := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}`, id, code, msg)
+	_ = s.writeFrame(b) // a broken stdout ends the read loop on its own
+}
+
+// Close implements jsonrpc2.ObjectStream.
+func (s *stream) Close() error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+// tracer writes every frame to stderr when --trace is on; nil is off.
+type tracer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (t *tracer) frame(direction string, b []byte) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, "%s %s\n", direction, b)
+}
+
+func quoteBounded(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		return s[:limit] + "…"
+	}
+	return s
+}

@@ -1,0 +1,690 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/state-sync/state-sync/engine"
+)
+
+// ProtocolVersion is the wire protocol this sidecar speaks.
+const ProtocolVersion = "1"
+
+// decode reads params into v, naming the field in the error. Absent params read as {}.
+func decode(params json.RawMessage, v any) error {
+	params = bytes.TrimSpace(params)
+	if len(params) == 0 || bytes.Equal(params, []byte("null")) {
+		params = []byte("{}")
+	}
+	if params[0] != '{' {
+		return invalidParams("params must be a JSON object")
+	}
+	if err := json.Unmarshal(params, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return invalidParams("%s: want %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		}
+		return invalidParams("%v", err)
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "struct", "map":
+		return "an object"
+	case "slice":
+		return "an array"
+	case "bool":
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}
+
+func requireChannel(name string) error {
+	if name == "" {
+		return invalidParams("channel: is missing: want the channel's name as given to channel.open")
+	}
+	return nil
+}
+
+// initialize
+
+type initializeParams struct {
+	ProtocolVersion string `json:"protocolVersion"`
+	Client          *struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"client"`
+}
+
+type initializeResult struct {
+	ProtocolVersion string       `json:"protocolVersion"`
+	Server          serverInfo   `json:"server"`
+	Capabilities    capabilities `json:"capabilities"`
+}
+
+type serverInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type capabilities struct {
+	Sources         []Source `json:"sources"`
+	Framing         Framing  `json:"framing"`
+	Store           string   `json:"store,omitempty"`
+	DefaultSource   Source   `json:"defaultSource"`
+	MaxMessageBytes int      `json:"maxMessageBytes"`
+	MaxChannels     int      `json:"maxChannels"`
+	CallTimeoutMs   int64    `json:"callTimeoutMs"`
+}
+
+func (s *Server) initialize(params json.RawMessage) (any, error) {
+	var p initializeParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if p.ProtocolVersion == "" {
+		return nil, invalidParams("protocolVersion: is missing: send \"1\"")
+	}
+	if p.ProtocolVersion != ProtocolVersion {
+		return nil, errorf(CodeUnsupportedVersion, "protocol version %q is not supported by this sidecar (speaks %q): update the sdk-ts package or the sidecar binary so that they match", quoteBounded(p.ProtocolVersion), ProtocolVersion)
+	}
+	if p.Client != nil {
+		s.log.Info("host connected", "client", p.Client.Name, "clientVersion", p.Client.Version)
+	}
+	sources := []Source{SourceHost, SourceChannel}
+	store := ""
+	if s.cfg.Store != nil {
+		sources = append([]Source{SourceStore}, sources...)
+		store = s.cfg.Store.Kind()
+	}
+	return initializeResult{
+		ProtocolVersion: ProtocolVersion,
+		Server:          serverInfo{Name: "statesync-sidecar", Version: s.cfg.Version},
+		Capabilities: capabilities{
+			Sources: sources, Framing: s.cfg.Framing, Store: store, DefaultSource: s.cfg.DefaultSource,
+			MaxMessageBytes: s.cfg.MaxMessageBytes, MaxChannels: s.cfg.MaxChannels,
+			CallTimeoutMs: s.cfg.CallTimeout.Milliseconds(),
+		},
+	}, nil
+}
+
+// channel.open
+
+type openParams struct {
+	Channel string       `json:"channel"`
+	Topic   string       `json:"topic"`
+	Source  string       `json:"source"`
+	Options *openOptions `json:"options"`
+}
+
+type openOptions struct {
+	CallTimeoutMs    *int64       `json:"callTimeoutMs"`
+	ResyncIntervalMs *int64       `json:"resyncIntervalMs"`
+	Retry            *retryOption `json:"retry"`
+}
+
+type retryOption struct {
+	MaxAttempts    int     `json:"maxAttempts"`
+	InitialDelayMs int64   `json:"initialDelayMs"`
+	Multiplier     float64 `json:"multiplier"`
+	MaxDelayMs     int64   `json:"maxDelayMs"`
+	Jitter         float64 `json:"jitter"`
+}
+
+type openResult struct {
+	Channel       string          `json:"channel"`
+	Topic         string          `json:"topic"`
+	Source        Source          `json:"source"`
+	LocalRevision engine.Revision `json:"localRevision"`
+}
+
+func (s *Server) handleOpen(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
+	ch, err := s.register(params)
+	if err != nil {
+		s.reply(ctx, req, nil, err)
+		return
+	}
+	s.async(ctx, req, func(ctx context.Context) (any, error) {
+		if err := ch.engine.Start(ctx); err != nil {
+			s.unregister(ch)
+			if errors.Is(err, engine.ErrStopped) {
+				return nil, errorf(CodeUnknownChannel, "channel %q was closed before it finished opening", quoteBounded(ch.name))
+			}
+			return nil, err
+		}
+		return openResult{Channel: ch.name, Topic: ch.topic.name, Source: ch.source, LocalRevision: ch.engine.LocalRevision()}, nil
+	})
+}
+
+// register checks an open request and adds the channel, synchronously, so that a close
+// that follows on the wire finds it.
+func (s *Server) register(params json.RawMessage) (*channel, error) {
+	var p openParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if err := requireChannel(p.Channel); err != nil {
+		return nil, err
+	}
+	if p.Topic == "" {
+		return nil, invalidParams("topic: is missing: want the name of the state to sync, e.g. \"app-config\"")
+	}
+	if _, err := engine.ValidateTopic(p.Topic); err != nil {
+		return nil, err
+	}
+	source := s.cfg.DefaultSource
+	if p.Source != "" {
+		var err error
+		if source, err = ParseSource(p.Source); err != nil {
+			return nil, invalidParams("source: %v", err)
+		}
+	}
+	if source == SourceStore && s.cfg.Store == nil {
+		return nil, errorf(CodeSourceConflict, "source \"store\" is not available in this sidecar: open the channel with source \"host\" or \"channel\"")
+	}
+	cfg, err := s.engineConfig(p)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.channels[p.Channel]; exists {
+		return nil, errorf(CodeChannelExists, "channel %q is already open: close it first or pick another name", quoteBounded(p.Channel))
+	}
+	if len(s.channels) >= s.cfg.MaxChannels {
+		return nil, errorf(CodeLimitReached, "%d channels are open, the limit (--max-channels): close unused channels first", len(s.channels))
+	}
+	t := s.topics[p.Topic]
+	if t == nil {
+		if source != SourceStore && s.cfg.Store != nil && s.cfg.Store.Has(p.Topic) {
+			return nil, errorf(CodeSourceConflict, "topic %q holds data in the embedded store, so its source is \"store\", not %q", quoteBounded(p.Topic), source)
+		}
+		t = &topic{name: p.Topic, source: source, channels: map[string]*channel{}}
+	} else if t.source != source {
+		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q: a topic has one source at a time, so open this channel with source %q too", quoteBounded(p.Topic), t.source, t.source)
+	}
+
+	ch := &channel{name: p.Channel, topic: t, source: source}
+	cfg.Topic, cfg.Channel = p.Topic, p.Channel
+	cfg.Subscriber = subscription{s: s, ch: ch}
+	cfg.Applier = applier{s: s, ch: ch}
+	cfg.OnError = s.notifyError
+	switch source {
+	case SourceStore:
+		cfg.Provider = storeProvider{store: s.cfg.Store, topic: p.Topic}
+	case SourceHost:
+		if t.shared == nil {
+			t.shared = engine.NewSharedProvider(hostProvider{s: s, topic: p.Topic}, cfg.CallTimeout)
+		}
+		cfg.Provider = t.shared
+	case SourceChannel:
+		cfg.Provider = channelProvider{s: s, topic: p.Topic, channel: p.Channel}
+	}
+	eng, err := engine.NewChannel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ch.engine = eng
+	t.channels[ch.name] = ch
+	s.topics[t.name] = t
+	s.channels[ch.name] = ch
+	return ch, nil
+}
+
+func (s *Server) engineConfig(p openParams) (engine.Config, error) {
+	cfg := engine.Config{CallTimeout: s.cfg.CallTimeout, Logger: s.log}
+	o := p.Options
+	if o == nil {
+		return cfg, nil
+	}
+	if o.CallTimeoutMs != nil {
+		if *o.CallTimeoutMs <= 0 {
+			return cfg, invalidParams("options.callTimeoutMs: want a positive number of milliseconds")
+		}
+		cfg.CallTimeout = time.Duration(*o.CallTimeoutMs) * time.Millisecond
+	}
+	if o.ResyncIntervalMs != nil {
+		if *o.ResyncIntervalMs < 0 {
+			return cfg, invalidParams("options.resyncIntervalMs: want 0 (off) or a positive number of milliseconds")
+		}
+		cfg.ResyncInterval = time.Duration(*o.ResyncIntervalMs) * time.Millisecond
+	}
+	if r := o.Retry; r != nil {
+		if r.MaxAttempts < 0 || r.InitialDelayMs < 0 || r.MaxDelayMs < 0 || r.Jitter < 0 || r.Jitter > 1 || r.Multiplier < 0 {
+			return cfg, invalidParams("options.retry: maxAttempts, initialDelayMs, maxDelayMs and multiplier must not be negative, jitter is 0..1")
+		}
+		cfg.Retry = &engine.RetryPolicy{
+			MaxAttempts:  r.MaxAttempts,
+			InitialDelay: time.Duration(r.InitialDelayMs) * time.Millisecond,
+			Multiplier:   r.Multiplier,
+			MaxDelay:     time.Duration(r.MaxDelayMs) * time.Millisecond,
+			Jitter:       r.Jitter,
+		}
+	}
+	return cfg, nil
+}
+
+// unregister removes a channel; the last channel of a topic takes the topic with it.
+func (s *Server) unregister(ch *channel) {
+	s.mu.Lock()
+	var closeShared *engine.SharedProvider
+	if s.channels[ch.name] == ch {
+		delete(s.channels, ch.name)
+	}
+	t := ch.topic
+	delete(t.channels, ch.name)
+	if len(t.channels) == 0 && s.topics[t.name] == t {
+		delete(s.topics, t.name)
+		closeShared = t.shared
+	}
+	s.mu.Unlock()
+	if closeShared != nil {
+		closeShared.Close()
+	}
+}
+
+// channel.close
+
+type channelParams struct {
+	Channel string `json:"channel"`
+}
+
+type closeResult struct {
+	Channel       string          `json:"channel"`
+	LocalRevision engine.Revision `json:"localRevision"`
+}
+
+func (s *Server) lookup(params json.RawMessage) (*channel, error) {
+	var p channelParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if err := requireChannel(p.Channel); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	ch := s.channels[p.Channel]
+	s.mu.Unlock()
+	if ch == nil {
+		return nil, errorf(CodeUnknownChannel, "channel %q is not open: open it with channel.open first", quoteBounded(p.Channel))
+	}
+	return ch, nil
+}
+
+func (s *Server) handleClose(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
+	ch, err := s.lookup(params)
+	if err != nil {
+		s.reply(ctx, req, nil, err)
+		return
+	}
+	// Out of the routing table at once, so no event reaches it after this request.
+	s.unregister(ch)
+	s.async(ctx, req, func(context.Context) (any, error) {
+		ch.engine.Stop() // waits for any apply in flight: none is sent after the answer
+		return closeResult{Channel: ch.name, LocalRevision: ch.engine.LocalRevision()}, nil
+	})
+}
+
+func (s *Server) handleRefresh(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
+	ch, err := s.lookup(params)
+	if err != nil {
+		s.reply(ctx, req, nil, err)
+		return
+	}
+	s.async(ctx, req, func(ctx context.Context) (any, error) {
+		if err := ch.engine.Refresh(ctx); err != nil {
+			return nil, err
+		}
+		return closeResult{Channel: ch.name, LocalRevision: ch.engine.LocalRevision()}, nil
+	})
+}
+
+// channel.status, channel.list
+
+type channelStatus struct {
+	Channel       string          `json:"channel"`
+	Topic         string          `json:"topic"`
+	Source        Source          `json:"source"`
+	State         engine.State    `json:"state"`
+	LocalRevision engine.Revision `json:"localRevision"`
+	Epoch         string          `json:"epoch,omitempty"`
+	Counters      engine.Counters `json:"counters"`
+}
+
+func statusOf(ch *channel) channelStatus {
+	st := ch.engine.Status()
+	return channelStatus{Channel: ch.name, Topic: ch.topic.name, Source: ch.source, State: st.State, LocalRevision: st.LocalRevision, Epoch: st.Epoch, Counters: st.Counters}
+}
+
+func (s *Server) status(params json.RawMessage) (any, error) {
+	ch, err := s.lookup(params)
+	if err != nil {
+		return nil, err
+	}
+	return statusOf(ch), nil
+}
+
+type listResult struct {
+	Channels []channelStatus `json:"channels"`
+}
+
+func (s *Server) list() listResult {
+	s.mu.Lock()
+	channels := make([]*channel, 0, len(s.channels))
+	for _, ch := range s.channels {
+		channels = append(channels, ch)
+	}
+	s.mu.Unlock()
+	sort.Slice(channels, func(i, j int) bool { return channels[i].name < channels[j].name })
+	out := listResult{Channels: make([]channelStatus, 0, len(channels))}
+	for _, ch := range channels {
+		out.Channels = append(out.Channels, statusOf(ch))
+	}
+	return out
+}
+
+// invalidate
+
+type invalidateParams struct {
+	Channel string `json:"channel"`
+}
+
+type invalidateResult struct {
+	Delivered int `json:"delivered"`
+}
+
+func (s *Server) handleInvalidate(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
+	delivered, err := s.invalidate(params)
+	if err != nil && req.Notif {
+		// Nobody to answer: the host learns of it through an error notification.
+		serr := &engine.SyncError{Phase: engine.PhaseProtocol, Err: err, SourceEvent: boundedRaw(params)}
+		var p invalidateParams
+		if json.Unmarshal(params, &p) == nil {
+			serr.Channel = p.Channel
+		}
+		var ev struct {
+			Topic string `json:"topic"`
+		}
+		if json.Unmarshal(params, &ev) == nil {
+			serr.Topic = ev.Topic
+		}
+		s.notifyError(serr)
+		return
+	}
+	s.reply(ctx, req, invalidateResult{Delivered: delivered}, err)
+}
+
+func (s *Server) invalidate(params json.RawMessage) (int, error) {
+	event, err := engine.ParseEvent(params)
+	if err != nil {
+		return 0, err
+	}
+	var p invalidateParams
+	if err := decode(params, &p); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	var sinks []engine.Sink
+	if p.Channel != "" {
+		ch := s.channels[p.Channel]
+		switch {
+		case ch == nil:
+			s.mu.Unlock()
+			return 0, errorf(CodeUnknownChannel, "invalidate for channel %q, which is not open", quoteBounded(p.Channel))
+		case ch.topic.name != event.Topic:
+			s.mu.Unlock()
+			return 0, invalidParams("topic: channel %q syncs topic %q, not %q", quoteBounded(p.Channel), quoteBounded(ch.topic.name), quoteBounded(event.Topic))
+		case ch.source == SourceStore:
+			s.mu.Unlock()
+			return 0, errorf(CodeSourceConflict, "channel %q syncs a store topic: the store invalidates its channels itself, write with state.set instead", quoteBounded(p.Channel))
+		}
+		if ch.sink != nil {
+			sinks = append(sinks, ch.sink)
+		}
+	} else {
+		t := s.topics[event.Topic]
+		storeTopic := (t != nil && t.source == SourceStore) || (t == nil && s.cfg.Store != nil && s.cfg.Store.Has(event.Topic))
+		if storeTopic {
+			s.mu.Unlock()
+			return 0, errorf(CodeSourceConflict, "topic %q is served by the embedded store, which invalidates its channels itself: write with state.set instead", quoteBounded(event.Topic))
+		}
+		if t != nil {
+			for _, ch := range t.channels {
+				if ch.sink != nil {
+					sinks = append(sinks, ch.sink)
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, sink := range sinks {
+		sink.Invalidate(event)
+	}
+	return len(sinks), nil
+}
+
+func boundedRaw(params json.RawMessage) json.RawMessage {
+	if len(params) <= 1024 && json.Valid(params) {
+		return params
+	}
+	b, _ := json.Marshal(quoteBounded(string(params)))
+	return b
+}
+
+// state.set, state.get
+
+type setParams struct {
+	Topic            string          `json:"topic"`
+	Data             json.RawMessage `json:"data"`
+	ExpectedRevision *string         `json:"expectedRevision"`
+	SourceID         string          `json:"sourceId"`
+}
+
+type setResult struct {
+	Topic    string          `json:"topic"`
+	Revision engine.Revision `json:"revision"`
+}
+
+func (s *Server) stateSet(params json.RawMessage) (any, error) {
+	if s.cfg.Store == nil {
+		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
+	}
+	var p setParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if p.Topic == "" {
+		return nil, invalidParams("topic: is missing")
+	}
+	if _, err := engine.ValidateTopic(p.Topic); err != nil {
+		return nil, err
+	}
+	if len(p.Data) == 0 {
+		return nil, invalidParams("data: is missing: send the topic's new state (any JSON value)")
+	}
+	var expected *engine.Revision
+	if p.ExpectedRevision != nil {
+		rev, err := engine.ParseRevision(*p.ExpectedRevision)
+		if err != nil {
+			return nil, &engine.FieldError{Field: "expectedRevision", Err: err}
+		}
+		expected = &rev
+	}
+
+	// The source check and the write happen under s.mu, so a channel.open with another
+	// source cannot slip in between.
+	s.mu.Lock()
+	if t := s.topics[p.Topic]; t != nil && t.source != SourceStore {
+		s.mu.Unlock()
+		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q, so the host owns its state: state.set works only on store topics", quoteBounded(p.Topic), t.source)
+	}
+	rev, err := s.cfg.Store.Set(p.Topic, p.Data, expected)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	var sinks []engine.Sink
+	if t := s.topics[p.Topic]; t != nil {
+		for _, ch := range t.channels {
+			if ch.sink != nil {
+				sinks = append(sinks, ch.sink)
+			}
+		}
+	}
+	s.mu.Unlock()
+	event := engine.InvalidationEvent{Topic: p.Topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: p.SourceID}
+	for _, sink := range sinks {
+		sink.Invalidate(event)
+	}
+	return setResult{Topic: p.Topic, Revision: rev}, nil
+}
+
+type getParams struct {
+	Topic string `json:"topic"`
+}
+
+type getResult struct {
+	Topic    string          `json:"topic"`
+	Revision engine.Revision `json:"revision"`
+	Epoch    string          `json:"epoch,omitempty"`
+	Data     json.RawMessage `json:"data,omitempty"`
+}
+
+func (s *Server) stateGet(params json.RawMessage) (any, error) {
+	if s.cfg.Store == nil {
+		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
+	}
+	var p getParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if p.Topic == "" {
+		return nil, invalidParams("topic: is missing")
+	}
+	snapshot, err := s.cfg.Store.Get(p.Topic)
+	if err != nil {
+		return nil, err
+	}
+	return getResult{Topic: p.Topic, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}, nil
+}
+
+// The engine's plug-ins: subscription, providers and applier.
+
+// subscription routes a topic's events to a channel's engine from the moment Subscribe
+// returns until unsubscribe.
+type subscription struct {
+	s  *Server
+	ch *channel
+}
+
+func (sub subscription) Subscribe(_ context.Context, sink engine.Sink) (func(), error) {
+	sub.s.mu.Lock()
+	sub.ch.sink = sink
+	sub.s.mu.Unlock()
+	return func() {
+		sub.s.mu.Lock()
+		sub.ch.sink = nil
+		sub.s.mu.Unlock()
+	}, nil
+}
+
+type snapshotParams struct {
+	Topic   string `json:"topic"`
+	Channel string `json:"channel,omitempty"`
+}
+
+// decodeSnapshot reads a getSnapshot result, keeping data raw. A malformed answer is a
+// protocol error naming the field.
+func decodeSnapshot(raw json.RawMessage) (engine.Snapshot, error) {
+	var r struct {
+		Revision json.RawMessage `json:"revision"`
+		Epoch    json.RawMessage `json:"epoch"`
+		Data     json.RawMessage `json:"data"`
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: errors.New("want an object {revision, data}")}
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: err}
+	}
+	var rev, epoch string
+	if len(r.Revision) == 0 || r.Revision[0] != '"' || json.Unmarshal(r.Revision, &rev) != nil {
+		return engine.Snapshot{}, &engine.FieldError{Field: "revision", Err: fmt.Errorf("want a canonical revision string such as \"42\", got %s", quoteBounded(string(r.Revision)))}
+	}
+	if len(r.Epoch) > 0 && string(r.Epoch) != "null" {
+		if r.Epoch[0] != '"' || json.Unmarshal(r.Epoch, &epoch) != nil {
+			return engine.Snapshot{}, &engine.FieldError{Field: "epoch", Err: errors.New("want a string")}
+		}
+	}
+	if len(r.Data) == 0 {
+		return engine.Snapshot{}, &engine.FieldError{Field: "data", Err: errors.New("is missing: send the state (null is a valid state)")}
+	}
+	return engine.Snapshot{Revision: engine.Revision(rev), Epoch: epoch, Data: r.Data}, nil
+}
+
+type hostProvider struct {
+	s     *Server
+	topic string
+}
+
+func (p hostProvider) GetSnapshot(ctx context.Context, _ engine.SnapshotRequest) (engine.Snapshot, error) {
+	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic})
+	if err != nil {
+		return engine.Snapshot{}, err
+	}
+	return decodeSnapshot(raw)
+}
+
+type channelProvider struct {
+	s       *Server
+	topic   string
+	channel string
+}
+
+func (p channelProvider) GetSnapshot(ctx context.Context, _ engine.SnapshotRequest) (engine.Snapshot, error) {
+	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic, Channel: p.channel})
+	if err != nil {
+		return engine.Snapshot{}, err
+	}
+	return decodeSnapshot(raw)
+}
+
+type storeProvider struct {
+	store Store
+	topic string
+}
+
+func (p storeProvider) GetSnapshot(context.Context, engine.SnapshotRequest) (engine.Snapshot, error) {
+	return p.store.Get(p.topic)
+}
+
+type applyParams struct {
+	Channel  string          `json:"channel"`
+	Topic    string          `json:"topic"`
+	Revision engine.Revision `json:"revision"`
+	Epoch    string          `json:"epoch,omitempty"`
+	Data     json.RawMessage `json:"data"`
+}
+
+type applier struct {
+	s  *Server
+	ch *channel
+}
+
+func (a applier) Apply(ctx context.Context, snapshot engine.Snapshot) error {
+	_, err := a.s.call(ctx, "apply", applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data})
+	return err
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/state-sync/state-sync/engine"
+)
+
+// The file format, one JSON document:
+//
+//	{"format":"statesync-store","version":1,"epoch":"…","topics":{"app-config":{"revision":"3","data":…}}}
+const (
+	fileFormat  = "statesync-store"
+	fileVersion = 1
+)
+
+type fileDoc struct {
+	Format  string           `json:"format"`
+	Version int              `json:"version"`
+	Epoch   string           `json:"epoch"`
+	Topics  map[string]entry `json:"topics"`
+}
+
+// fileBackend rewrites the whole file on every write: temp file in the same folder,
+// fsync, rename over the old one, fsync the folder. A crash at any point leaves either
+// the old file or the new one, never a mix, so every acknowledged write survives.
+type fileBackend struct {
+	path string
+}
+
+// OpenFile opens the store at path, creating it (mode 0600) when it does not exist. A file
+// that is not a valid store is an error naming the path; it is never replaced.
+func OpenFile(path string, maxBytes int) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store file %s: %w", path, err)
+	}
+	b := &fileBackend{path: abs}
+	s := &Store{maxBytes: maxBytes, file: b, topics: map[string]entry{}}
+	raw, err := os.ReadFile(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.epoch = newEpoch()
+		if err := b.write(fileDoc{Format: fileFormat, Version: fileVersion, Epoch: s.epoch, Topics: s.topics}); err != nil {
+			return nil, err
+		}
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("store file %s: %w", abs, err)
+	}
+	doc, err := parseFile(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store file %s is not a valid state-sync store (%v): it was left untouched; move it away to start empty, or restore a backup", abs, err)
+	}
+	s.epoch, s.topics = doc.Epoch, doc.Topics
+	return s, nil
+}
+
+func parseFile(raw []byte) (fileDoc, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return fileDoc{}, errors.New("the file is empty (truncated?)")
+	}
+	var doc fileDoc
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&doc); err != nil {
+		return fileDoc{}, fmt.Errorf("not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return fileDoc{}, errors.New("trailing data after the JSON document")
+	}
+	if doc.Format != fileFormat {
+		return fileDoc{}, fmt.Errorf("format is %q, want %q", doc.Format, fileFormat)
+	}
+	if doc.Version != fileVersion {
+		return fileDoc{}, fmt.Errorf("version %d, this sidecar reads version %d", doc.Version, fileVersion)
+	}
+	if doc.Epoch == "" {
+		return fileDoc{}, errors.New("epoch is missing")
+	}
+	if doc.Topics == nil {
+		doc.Topics = map[string]entry{}
+	}
+	for topic, e := range doc.Topics {
+		if _, err := engine.ParseRevision(string(e.Revision)); err != nil {
+			return fileDoc{}, fmt.Errorf("topic %q: %v", topic, err)
+		}
+		if len(e.Data) == 0 {
+			return fileDoc{}, fmt.Errorf("topic %q has no data", topic)
+		}
+	}
+	return doc, nil
+}
+
+// save writes the store with topic replaced by written; the in-memory map is untouched,
+// so a failed write changes nothing.
+func (b *fileBackend) save(epoch string, topics map[string]entry, topic string, written entry) error {
+	next := make(map[string]entry, len(topics)+1)
+	for k, v := range topics {
+		next[k] = v
+	}
+	next[topic] = written
+	return b.write(fileDoc{Format: fileFormat, Version: fileVersion, Epoch: epoch, Topics: next})
+}
+
+func (b *fileBackend) write(doc fileDoc) error {
+	var buf bytes.Buffer
+	buf.WriteString(`{"format":`)
+	writeJSON(&buf, doc.Format)
+	fmt.Fprintf(&buf, `,"version":%d,"epoch":`, doc.Version)
+	writeJSON(&buf, doc.Epoch)
+	buf.WriteString(`,"topics":{`)
+	names := make([]string, 0, len(doc.Topics))
+	for name := range doc.Topics {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for i, name := range names {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n")
+		writeJSON(&buf, name)
+		buf.WriteString(`:{"revision":`)
+		writeJSON(&buf, doc.Topics[name].Revision)
+		buf.WriteString(`,"data":`)
+		buf.Write(doc.Topics[name].Data) // raw: data is never decoded
+		buf.WriteByte('}')
+	}
+	buf.WriteString("\n}}\n")
+
+	dir := filepath.Dir(b.path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(b.path)+".tmp-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("store file %s: cannot create a temporary file next to it: %w", b.path, err)
+	}
+	tmpName := tmp.Name()
+	fail := func(step string, err error) error {
+		_ = tmp.Close()
+		_ = os.Remove(tmpName)
+		return fmt.Errorf("store file %s: %s: %w (the previous file is intact)", b.path, step, err)
+	}
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		return fail("write", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail("fsync", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail("close", err)
+	}
+	if err := os.Rename(tmpName, b.path); err != nil {
+		_ = os.Remove(tmpName)
+		return fmt.Errorf("store file %s: rename: %w (the previous file is intact)", b.path, err)
+	}
+	return syncDir(dir)
+}
+
+func writeJSON(buf *bytes.Buffer, v any) {
+	b, _ := json.Marshal(v)
+	buf.Write(b)
+}
