@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -93,7 +94,7 @@ func (s *SharedProvider) GetSnapshot(ctx context.Context, req SnapshotRequest) (
 		select {
 		case <-fetch.done:
 		case <-ctx.Done():
-			return Snapshot{}, ctx.Err()
+			return Snapshot{}, fmt.Errorf("timed out waiting for the topic's shared snapshot fetch: %w", ctx.Err())
 		}
 		if fetch.id > startedBefore {
 			return fetch.snapshot, fetch.err

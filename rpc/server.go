@@ -106,8 +106,8 @@ type Server struct {
 	log *slog.Logger
 
 	stream *stream
-	conn   *jsonrpc2.Conn
-	ops    errgroup.Group // handlers that wait on the host; bounded by MaxInFlight
+	conn   atomic.Pointer[jsonrpc2.Conn] // set by Serve, and by Handle, which may run first
+	ops    errgroup.Group                // handlers that wait on the host; bounded by MaxInFlight
 	callID atomic.Uint64
 
 	shutdownOnce sync.Once
@@ -158,11 +158,12 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	s.stream = newStream(s.cfg.Framing, r, w, s.cfg.MaxMessageBytes, trace)
 	connLog := log.New(slogWriter{s.log}, "", 0)
-	s.conn = jsonrpc2.NewConn(ctx, s.stream, s, jsonrpc2.SetLogger(connLog))
+	conn := jsonrpc2.NewConn(ctx, s.stream, s, jsonrpc2.SetLogger(connLog))
+	s.conn.Store(conn)
 
 	reason := "signal"
 	select {
-	case <-s.conn.DisconnectNotify():
+	case <-conn.DisconnectNotify():
 		reason = "stdin closed"
 	case <-s.shutdown:
 		reason = "shutdown request"
@@ -170,7 +171,7 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	s.log.Info("stopping", "reason", reason)
 	s.stopAll()
-	_ = s.conn.Close()
+	_ = conn.Close()
 	_ = s.ops.Wait()
 	return nil
 }
@@ -206,6 +207,7 @@ func (s *Server) stopAll() {
 // it answers quick methods at once and hands methods that wait on the host to a bounded
 // group of goroutines: a slow host answer never blocks other channels.
 func (s *Server) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	s.conn.Store(conn)
 	params := s.stream.takeParams(req)
 	defer func() {
 		if r := recover(); r != nil {
@@ -284,12 +286,12 @@ func (s *Server) reply(ctx context.Context, req *jsonrpc2.Request, result any, e
 		return
 	}
 	if err != nil {
-		if sendErr := s.conn.ReplyWithError(ctx, req.ID, toWire(err)); sendErr != nil {
+		if sendErr := s.conn.Load().ReplyWithError(ctx, req.ID, toWire(err)); sendErr != nil {
 			s.log.Debug("reply not sent", "method", req.Method, "err", sendErr)
 		}
 		return
 	}
-	if sendErr := s.conn.Reply(ctx, req.ID, result); sendErr != nil {
+	if sendErr := s.conn.Load().Reply(ctx, req.ID, result); sendErr != nil {
 		s.log.Debug("reply not sent", "method", req.Method, "err", sendErr)
 	}
 }
@@ -300,7 +302,7 @@ func (s *Server) call(ctx context.Context, method string, params any) (json.RawM
 	id := s.callID.Add(1)
 	key := strconv.FormatUint(id, 10)
 	s.stream.expect(key)
-	waiter, err := s.conn.DispatchCall(ctx, method, params, jsonrpc2.PickID(jsonrpc2.ID{Num: id}))
+	waiter, err := s.conn.Load().DispatchCall(ctx, method, params, jsonrpc2.PickID(jsonrpc2.ID{Num: id}))
 	if err != nil {
 		s.stream.takeResult(key)
 		return nil, fmt.Errorf("sending %s to the host: %w", method, err)
@@ -326,7 +328,7 @@ func (s *Server) call(ctx context.Context, method string, params any) (json.RawM
 
 // notifyError sends an error notification with the full context.
 func (s *Server) notifyError(serr *engine.SyncError) {
-	if err := s.conn.Notify(context.Background(), "error", errorContext(serr)); err != nil {
+	if err := s.conn.Load().Notify(context.Background(), "error", errorContext(serr)); err != nil {
 		s.log.Debug("error notification not sent", "err", err)
 	}
 }
