@@ -428,6 +428,10 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 			return ErrStopped
 		}
 		serr := &SyncError{Phase: PhaseGetSnapshot, Err: err, EventRevision: req.MinRevision}
+		var fieldErr *FieldError
+		if errors.As(err, &fieldErr) {
+			serr.Phase = PhaseProtocol // the source answered, but with a malformed snapshot
+		}
 		var retryErr *RetryError
 		if errors.As(err, &retryErr) {
 			serr.Attempt = retryErr.Attempts
