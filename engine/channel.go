@@ -421,7 +421,7 @@ func (c *Channel) work() {
 func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 	c.log.Debug("refresh", "minRevision", req.MinRevision, "fresh", req.Fresh)
 	callCtx, cancel := c.callContext(ctx)
-	snapshot, err := c.provider.GetSnapshot(callCtx, req)
+	snapshot, err := recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(callCtx, req) })
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -466,7 +466,7 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 	c.mu.Unlock()
 
 	callCtx, cancel = c.callContext(ctx)
-	err = c.cfg.Applier.Apply(callCtx, snapshot)
+	_, err = recovered(func() (struct{}, error) { return struct{}{}, c.cfg.Applier.Apply(callCtx, snapshot) })
 	cancel()
 
 	c.mu.Lock()

@@ -364,7 +364,7 @@ func (e *fakeEnv) expectNoError(c *Channel) {
 	}
 }
 
-func (e *fakeEnv) fetches_() int {
+func (e *fakeEnv) fetchTotal() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.fetchCount

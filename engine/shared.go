@@ -128,7 +128,7 @@ func (s *SharedProvider) startFetch() *sharedFetch {
 		if s.timeout > 0 {
 			ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		}
-		snapshot, err := s.upstream.GetSnapshot(ctx, SnapshotRequest{Fresh: true})
+		snapshot, err := recovered(func() (Snapshot, error) { return s.upstream.GetSnapshot(ctx, SnapshotRequest{Fresh: true}) })
 		cancel()
 		s.mu.Lock()
 		fetch.snapshot, fetch.err = snapshot, err

@@ -56,14 +56,17 @@ func toWire(err error) *jsonrpc2.Error {
 		fieldErr *engine.FieldError
 		syncErr  *engine.SyncError
 		wireErr  *jsonrpc2.Error
+		panicErr *engine.PanicError
 	)
 	switch {
+	case errors.As(err, &panicErr):
+		return wireError(jsonrpc2.CodeInternalError, "internal error: "+err.Error()+" (the sidecar keeps serving; please report this)", nil)
+	case errors.As(err, &syncErr):
+		return wireError(CodeSyncFailed, syncErr.Error(), errorContext(syncErr))
 	case errors.As(err, &rpcErr):
 		return wireError(rpcErr.Code, rpcErr.Message, rpcErr.Data)
 	case errors.As(err, &fieldErr):
 		return wireError(jsonrpc2.CodeInvalidParams, "invalid params: "+fieldErr.Error(), map[string]string{"field": fieldErr.Field})
-	case errors.As(err, &syncErr):
-		return wireError(CodeSyncFailed, syncErr.Error(), errorContext(syncErr))
 	case errors.Is(err, engine.ErrStopped):
 		return wireError(CodeUnknownChannel, "the channel was closed before this call finished", nil)
 	case errors.As(err, &wireErr):

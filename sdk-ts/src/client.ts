@@ -1,0 +1,257 @@
+import { Connection, type ConnectionOptions, type ConnectionState, type RequestOptions } from "./connection.js";
+import { ErrorCodes, RpcError } from "./errors.js";
+import { isRecord, type Link } from "./link.js";
+import {
+  type ApplyParams,
+  type ChannelRevision,
+  type ChannelStatus,
+  type ErrorNotification,
+  type GetResult,
+  type InitializeResult,
+  type InvalidateParams,
+  type OpenChannelParams,
+  type OpenChannelResult,
+  PROTOCOL_VERSION,
+  type Revision,
+  type SetResult,
+  type Snapshot,
+} from "./protocol.js";
+
+export interface ConnectOptions extends ConnectionOptions {
+  /** Sent in `initialize`, shown in the sidecar's logs. */
+  client?: { name: string; version?: string };
+  /** Timeout of the `initialize` handshake; 10 s by default. */
+  handshakeTimeoutMs?: number;
+}
+
+/** What a window answers for one of its channels. */
+export interface ChannelHandlers {
+  /** Answers `getSnapshot {channel}`: present for channels of source `channel`. */
+  getSnapshot?(): Promise<Snapshot>;
+  /** Runs `apply {channel}`; a throw answers "not applied". */
+  apply(params: ApplyParams): Promise<void> | void;
+  /** Gets the sidecar's `error` notifications for the channel. */
+  onError?(params: ErrorNotification): void;
+}
+
+/**
+ * Connects to a sidecar over a link: the `initialize` handshake checks that both speak
+ * protocol v1, then the client is open. On failure the link is closed.
+ */
+export async function connect(link: Link, options: ConnectOptions = {}): Promise<StateSyncClient> {
+  const connection = new Connection(link, options);
+  let server: InitializeResult;
+  try {
+    server = await connection.request<InitializeResult>(
+      "initialize",
+      { protocolVersion: PROTOCOL_VERSION, ...(options.client === undefined ? {} : { client: options.client }) },
+      { handshake: true, timeoutMs: options.handshakeTimeoutMs ?? 10_000 },
+    );
+    if (!isRecord(server) || server.protocolVersion !== PROTOCOL_VERSION) {
+      const spoken = isRecord(server) ? String(server.protocolVersion) : "nothing";
+      throw new RpcError(
+        ErrorCodes.UnsupportedProtocolVersion,
+        `the sidecar speaks protocol ${spoken}, this SDK speaks ${PROTOCOL_VERSION}: install matching versions of @state-sync/sdk and statesync-sidecar`,
+      );
+    }
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+  connection.open();
+  return new StateSyncClient(connection, server);
+}
+
+/**
+ * The protocol's methods over one connection, plus the routing of the sidecar's calls
+ * (`getSnapshot`, `apply`, `error`) to the window code that serves each channel.
+ */
+export class StateSyncClient {
+  /** The raw JSON-RPC connection, for methods this class does not wrap. */
+  readonly connection: Connection;
+  /** What the sidecar answered to `initialize`. */
+  readonly server: InitializeResult;
+  readonly #channels = new Map<string, ChannelHandlers>();
+  readonly #errorHandlers = new Set<(params: ErrorNotification) => void>();
+  #hostSnapshots: ((topic: string) => Promise<Snapshot>) | undefined;
+
+  constructor(connection: Connection, server: InitializeResult) {
+    this.connection = connection;
+    this.server = server;
+    connection.onRequest("getSnapshot", (params) => this.#getSnapshot(params));
+    connection.onRequest("apply", (params) => this.#apply(params));
+    connection.onNotification("error", (params) => this.#error(params));
+  }
+
+  get state(): ConnectionState {
+    return this.connection.state;
+  }
+
+  openChannel(params: OpenChannelParams, options?: RequestOptions): Promise<OpenChannelResult> {
+    return this.connection.request("channel.open", params, options);
+  }
+
+  closeChannel(channel: string, options?: RequestOptions): Promise<ChannelRevision> {
+    return this.connection.request("channel.close", { channel }, options);
+  }
+
+  refreshChannel(channel: string, options?: RequestOptions): Promise<ChannelRevision> {
+    return this.connection.request("channel.refresh", { channel }, options);
+  }
+
+  channelStatus(channel: string, options?: RequestOptions): Promise<ChannelStatus> {
+    return this.connection.request("channel.status", { channel }, options);
+  }
+
+  async listChannels(options?: RequestOptions): Promise<ChannelStatus[]> {
+    const result = await this.connection.request<{ channels: ChannelStatus[] }>("channel.list", {}, options);
+    return result.channels;
+  }
+
+  /** Sends `invalidate` as a notification: fire and forget. */
+  invalidate(params: InvalidateParams): void {
+    this.connection.notify("invalidate", params);
+  }
+
+  /** Sends `invalidate` as a request; resolves with how many channels it reached. */
+  async invalidateAndCount(params: InvalidateParams, options?: RequestOptions): Promise<number> {
+    const result = await this.connection.request<{ delivered: number }>("invalidate", params, options);
+    return result.delivered;
+  }
+
+  /**
+   * Writes a topic of the embedded store. With `expectedRevision`, a compare-and-set that
+   * rejects with RpcError -32005 (`data.currentRevision`) when the topic moved on.
+   */
+  set(
+    topic: string,
+    data: unknown,
+    options: { expectedRevision?: Revision; sourceId?: string } & RequestOptions = {},
+  ): Promise<SetResult> {
+    const { expectedRevision, sourceId, ...requestOptions } = options;
+    return this.connection.request(
+      "state.set",
+      {
+        topic,
+        data,
+        ...(expectedRevision === undefined ? {} : { expectedRevision }),
+        ...(sourceId === undefined ? {} : { sourceId }),
+      },
+      requestOptions,
+    );
+  }
+
+  /** Reads a topic of the embedded store: revision "0" and no data when never set. */
+  get<T = unknown>(topic: string, options?: RequestOptions): Promise<GetResult<T>> {
+    return this.connection.request("state.get", { topic }, options);
+  }
+
+  /** Stops every engine; the sidecar exits after answering. */
+  async shutdown(options?: RequestOptions): Promise<void> {
+    await this.connection.request("shutdown", {}, options);
+  }
+
+  /**
+   * Routes the sidecar's `getSnapshot`/`apply`/`error` for one channel to handlers. Until
+   * the disposer runs; after it, the sidecar's calls for the channel are answered
+   * -32001, so an `apply` already on the wire is never applied.
+   */
+  serveChannel(channel: string, handlers: ChannelHandlers): () => void {
+    if (this.connection.state === "closed") {
+      throw new RpcError(ErrorCodes.UnknownChannel, `serveChannel(${channel}): the connection is closed`);
+    }
+    if (this.#channels.has(channel)) {
+      throw new RpcError(ErrorCodes.ChannelExists, `channel "${channel}" is already served on this connection`);
+    }
+    this.#channels.set(channel, handlers);
+    return () => {
+      if (this.#channels.get(channel) === handlers) {
+        this.#channels.delete(channel);
+      }
+    };
+  }
+
+  /** Answers `getSnapshot {topic}` for topics of source `host` (the host is the source of truth). */
+  serveHostSnapshots(getSnapshot: (topic: string) => Promise<Snapshot>): () => void {
+    if (this.#hostSnapshots !== undefined) {
+      throw new Error("host snapshots are already served on this connection: dispose the first provider");
+    }
+    this.#hostSnapshots = getSnapshot;
+    return () => {
+      if (this.#hostSnapshots === getSnapshot) {
+        this.#hostSnapshots = undefined;
+      }
+    };
+  }
+
+  /** Hears every `error` notification of the sidecar, whatever its channel. */
+  onError(handler: (params: ErrorNotification) => void): () => void {
+    const entry = (params: ErrorNotification) => handler(params);
+    this.#errorHandlers.add(entry);
+    return () => {
+      this.#errorHandlers.delete(entry);
+    };
+  }
+
+  onClose(handler: (error?: Error) => void): () => void {
+    return this.connection.onClose(handler);
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+
+  async #getSnapshot(params: unknown): Promise<Snapshot> {
+    if (!isRecord(params) || typeof params.topic !== "string") {
+      throw new RpcError(ErrorCodes.InvalidParams, "getSnapshot: want params {topic, channel?}");
+    }
+    if (typeof params.channel === "string") {
+      const provider = this.#served(params.channel).getSnapshot;
+      if (provider === undefined) {
+        throw new RpcError(ErrorCodes.InvalidParams, `channel "${params.channel}" has no snapshot provider here`);
+      }
+      return provider();
+    }
+    if (this.#hostSnapshots === undefined) {
+      throw new RpcError(
+        ErrorCodes.MethodNotFound,
+        `getSnapshot for host topic "${params.topic}": no host snapshot provider is served on this connection`,
+      );
+    }
+    return this.#hostSnapshots(params.topic);
+  }
+
+  async #apply(params: unknown): Promise<Record<string, never>> {
+    if (!isRecord(params) || typeof params.channel !== "string") {
+      throw new RpcError(ErrorCodes.InvalidParams, "apply: want params {channel, topic, revision, data}");
+    }
+    await this.#served(params.channel).apply(params as unknown as ApplyParams);
+    return {};
+  }
+
+  #served(channel: string): ChannelHandlers {
+    const handlers = this.#channels.get(channel);
+    if (handlers === undefined) {
+      throw new RpcError(
+        ErrorCodes.UnknownChannel,
+        `channel "${channel}" is not served by this window: it was stopped or never opened here`,
+      );
+    }
+    return handlers;
+  }
+
+  #error(params: unknown): void {
+    if (!isRecord(params) || !isRecord(params.error)) {
+      return; // not an error report we could hand to anyone
+    }
+    const notification = params as unknown as ErrorNotification;
+    const owner = typeof notification.channel === "string" ? this.#channels.get(notification.channel) : undefined;
+    for (const handler of [...(owner?.onError ? [owner.onError] : []), ...this.#errorHandlers]) {
+      try {
+        handler(notification);
+      } catch {
+        // An error hook that throws must not keep the others from hearing.
+      }
+    }
+  }
+}
