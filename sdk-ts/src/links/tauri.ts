@@ -1,0 +1,115 @@
+import { type Child, Command } from "@tauri-apps/plugin-shell";
+import { createLineDecoder, encodeLine } from "../framing.js";
+import type { Link } from "../link.js";
+
+export interface TauriLinkOptions {
+  /** The sidecar as named in `bundle.externalBin`; "binaries/statesync-sidecar" by default. */
+  program?: string;
+  args?: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Gets the sidecar's stderr (its logs) as the plugin delivers it. */
+  onStderr?: (text: string) => void;
+  /** Gets a stdout line that is not JSON (it is skipped). */
+  onInvalidLine?: (line: string, error: unknown) => void;
+}
+
+export interface TauriLink extends Link {
+  readonly child: Child;
+}
+
+/**
+ * Spawns the sidecar with the Tauri v2 shell plugin (`Command.sidecar`) and speaks NDJSON
+ * over its stdio. stdout is read in raw mode: the plugin then emits arbitrary byte chunks,
+ * which the link decodes and reassembles into lines itself. In text mode the plugin emits
+ * one line per event (with or without its newline); the link accepts that too.
+ */
+export async function createTauriLink(options: TauriLinkOptions = {}): Promise<TauriLink> {
+  const command = Command.sidecar(options.program ?? "binaries/statesync-sidecar", options.args ?? [], {
+    encoding: "raw",
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
+  const messageHandlers = new Set<(message: unknown) => void>();
+  const closeHandlers = new Set<(error?: Error) => void>();
+  let closed = false;
+
+  const decoder = createLineDecoder({
+    onMessage(message) {
+      for (const handler of [...messageHandlers]) {
+        handler(message);
+      }
+    },
+    acceptUnterminatedObjects: true,
+    ...(options.onInvalidLine === undefined ? {} : { onInvalidLine: options.onInvalidLine }),
+  });
+  const stdoutText = new TextDecoder(); // streaming: a UTF-8 character may span chunks
+  command.stdout.on("data", (chunk: string | Uint8Array) => {
+    decoder.push(typeof chunk === "string" ? chunk : stdoutText.decode(chunk, { stream: true }));
+  });
+  const stderrText = new TextDecoder();
+  command.stderr.on("data", (chunk: string | Uint8Array) => {
+    options.onStderr?.(typeof chunk === "string" ? chunk : stderrText.decode(chunk, { stream: true }));
+  });
+
+  const finish = (error?: Error): void => {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    messageHandlers.clear();
+    const handlers = [...closeHandlers];
+    closeHandlers.clear();
+    for (const handler of handlers) {
+      handler(error);
+    }
+  };
+  command.on("close", ({ code, signal }) => {
+    finish(code === 0 ? undefined : new Error(`statesync-sidecar exited (code ${code}, signal ${signal})`));
+  });
+  command.on("error", (message) => finish(new Error(`statesync-sidecar: ${message}`)));
+
+  const child = await command.spawn();
+  // child.write is asynchronous; chaining keeps the messages in order and lets a failed
+  // write close the link instead of going unnoticed.
+  let writes: Promise<void> = Promise.resolve();
+
+  return {
+    child,
+    send(message) {
+      if (closed) {
+        throw new Error("the sidecar link is closed");
+      }
+      const line = encodeLine(message);
+      writes = writes
+        .then(() => child.write(line))
+        .catch((error: unknown) => {
+          finish(new Error(`writing to statesync-sidecar failed: ${String(error)}`));
+          void child.kill().catch(() => {});
+        });
+    },
+    onMessage(handler) {
+      const entry = (message: unknown) => handler(message);
+      messageHandlers.add(entry);
+      return () => {
+        messageHandlers.delete(entry);
+      };
+    },
+    onClose(handler) {
+      const entry = (error?: Error) => handler(error);
+      closeHandlers.add(entry);
+      return () => {
+        closeHandlers.delete(entry);
+      };
+    },
+    close() {
+      if (closed) {
+        return;
+      }
+      finish();
+      // The shell plugin cannot close stdin alone; kill() ends the sidecar, which exits 0
+      // on a signal with every engine stopped.
+      void writes.then(() => child.kill()).catch(() => {});
+    },
+  };
+}
