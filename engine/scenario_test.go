@@ -236,7 +236,12 @@ func (r *scenarioRunner) run(st scenarioStep, where string) {
 		r.stop = goCall(func() error { c.Stop(); return nil })
 		if !st.Async {
 			require.NoError(t, r.stop.wait(t, where+": Stop"))
+			return
 		}
+		// Stop has begun once the channel says stopped; what follows happens after.
+		eventually(t, where+": Stop to begin", func() bool {
+			return r.stop.returned() || c.Status().State == StateStopped
+		})
 	case "expectStopped":
 		require.NotNil(t, r.stop, "%s: no stop step before", where)
 		require.NoError(t, r.stop.wait(t, where+": Stop"))

@@ -12,6 +12,8 @@ export interface TauriLinkOptions {
   onStderr?: (text: string) => void;
   /** Gets a stdout line that is not JSON (it is skipped). */
   onInvalidLine?: (line: string, error: unknown) => void;
+  /** How long close() waits for the sidecar to exit after `shutdown` before killing it; 2000 ms. */
+  shutdownGraceMs?: number;
 }
 
 export interface TauriLink extends Link {
@@ -33,6 +35,14 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
   const messageHandlers = new Set<(message: unknown) => void>();
   const closeHandlers = new Set<(error?: Error) => void>();
   let closed = false;
+  let exited = false;
+  let markExited: () => void = () => {};
+  const exit = new Promise<void>((resolve) => {
+    markExited = () => {
+      exited = true;
+      resolve();
+    };
+  });
 
   const decoder = createLineDecoder({
     onMessage(message) {
@@ -65,9 +75,13 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
     }
   };
   command.on("close", ({ code, signal }) => {
+    markExited();
     finish(code === 0 ? undefined : new Error(`statesync-sidecar exited (code ${code}, signal ${signal})`));
   });
-  command.on("error", (message) => finish(new Error(`statesync-sidecar: ${message}`)));
+  command.on("error", (message) => {
+    markExited();
+    finish(new Error(`statesync-sidecar: ${message}`));
+  });
 
   const child = await command.spawn();
   // child.write is asynchronous; chaining keeps the messages in order and lets a failed
@@ -107,9 +121,18 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
         return;
       }
       finish();
-      // The shell plugin cannot close stdin alone; kill() ends the sidecar, which exits 0
-      // on a signal with every engine stopped.
-      void writes.then(() => child.kill()).catch(() => {});
+      // The shell plugin cannot close stdin alone: ask the sidecar to exit, kill it if
+      // it has not after the grace period.
+      const shutdown = encodeLine({ jsonrpc: "2.0", id: "state-sync/tauri-link/shutdown", method: "shutdown", params: {} });
+      writes = writes.then(() => child.write(shutdown)).catch(() => {});
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, options.shutdownGraceMs ?? 2000);
+      });
+      void Promise.race([exit, grace])
+        .then(() => (exited ? undefined : child.kill()))
+        .catch(() => {})
+        .finally(() => clearTimeout(timer));
     },
   };
 }

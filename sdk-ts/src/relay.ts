@@ -1,0 +1,410 @@
+import { type ConnectOptions, connect, type StateSyncClient } from "./client.js";
+import { toErrorObject } from "./connection.js";
+import { ErrorCodes, RpcError } from "./errors.js";
+import {
+  classifyMessage,
+  isRecord,
+  type JsonRpcErrorObject,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type Link,
+  type RequestId,
+} from "./link.js";
+import { createMemoryLinkPair } from "./links/memory.js";
+import { type ErrorNotification, type InitializeResult, PROTOCOL_VERSION, type Snapshot } from "./protocol.js";
+
+export interface SidecarHostOptions {
+  /** The link to the sidecar (usually createNodeLink). The host owns it from now on. */
+  link: Link;
+  /** Answers `getSnapshot {topic}` for topics of source `host`. */
+  getSnapshot?: (topic: string) => Promise<Snapshot>;
+  /** Gets the sidecar's `error` notifications that no window owns. */
+  onError?: (params: ErrorNotification) => void;
+  /** Sent in the host's `initialize`. */
+  client?: { name: string; version?: string };
+}
+
+export interface SidecarHost {
+  /** The sidecar's answer to the host's `initialize`; windows are given the same one. */
+  readonly ready: Promise<InitializeResult>;
+  /**
+   * Relays a window's link to the sidecar until the link closes or the returned function
+   * is called; then the window's channels are closed in the sidecar and its link closed.
+   */
+  attachWindow(link: Link): () => void;
+  /** A client for the host process itself, attached like one more window. */
+  connect(options?: ConnectOptions): Promise<StateSyncClient>;
+  /** Detaches every window (closing their channels), then closes the sidecar link. */
+  close(): void;
+}
+
+interface AttachedWindow {
+  readonly link: Link;
+  /** Channels this window opened (or is opening): the sidecar's calls for them come here. */
+  readonly channels: Set<string>;
+  /** Ids the relay gave the sidecar's requests to this window → the sidecar's own ids. */
+  readonly sidecarIds: Map<number, RequestId>;
+  nextId: number;
+  detached: boolean;
+  unlisten: (() => void)[];
+}
+
+type PendingAtSidecar =
+  | { kind: "window"; window: AttachedWindow; id: RequestId; method: string; channel?: string; claimed: boolean }
+  | { kind: "host"; resolve(result: unknown): void; reject(error: Error): void };
+
+/**
+ * One sidecar, many windows. Each window speaks the protocol as if it had the sidecar to
+ * itself; the relay rewrites request ids so that windows never collide, routes the
+ * sidecar's `getSnapshot {channel}`, `apply` and `error` to the window that opened the
+ * channel, answers `getSnapshot {topic}` itself, and closes a window's channels when the
+ * window goes away, so that no engine outlives its window.
+ */
+export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
+  const sidecar = options.link;
+  const windows = new Set<AttachedWindow>();
+  const owners = new Map<string, AttachedWindow>();
+  const pending = new Map<number, PendingAtSidecar>();
+  let nextSidecarId = 1;
+  let sidecarClosed = false;
+
+  const sendToSidecar = (message: JsonRpcMessage): boolean => {
+    if (sidecarClosed) {
+      return false;
+    }
+    try {
+      sidecar.send(message);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  const sendToWindow = (window: AttachedWindow, message: JsonRpcMessage): boolean => {
+    if (window.detached) {
+      return false;
+    }
+    try {
+      window.link.send(message);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  const hostRequest = (method: string, params: unknown): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const id = nextSidecarId++;
+      pending.set(id, { kind: "host", resolve, reject });
+      if (!sendToSidecar({ jsonrpc: "2.0", id, method, params })) {
+        pending.delete(id);
+        reject(new RpcError(ErrorCodes.InternalError, `${method}: the sidecar link is closed`));
+      }
+    });
+
+  const answerSidecar = (id: RequestId, outcome: { result: unknown } | { error: JsonRpcErrorObject }): void => {
+    sendToSidecar({ jsonrpc: "2.0", id, ...outcome } as JsonRpcResponse);
+  };
+
+  const releaseChannel = (window: AttachedWindow, channel: string): void => {
+    window.channels.delete(channel);
+    if (owners.get(channel) === window) {
+      owners.delete(channel);
+    }
+  };
+
+  // ---- sidecar → windows ----
+
+  const onSidecarResponse = (response: JsonRpcResponse): void => {
+    const entry = typeof response.id === "number" ? pending.get(response.id) : undefined;
+    if (entry === undefined || typeof response.id !== "number") {
+      return;
+    }
+    pending.delete(response.id);
+    if (entry.kind === "host") {
+      if ("error" in response) {
+        entry.reject(new RpcError(response.error.code, response.error.message, response.error.data));
+      } else {
+        entry.resolve(response.result);
+      }
+      return;
+    }
+    const { window, channel } = entry;
+    const failed = "error" in response;
+    if (entry.method === "channel.open" && channel !== undefined) {
+      if (failed && entry.claimed) {
+        releaseChannel(window, channel);
+      } else if (!failed && window.detached) {
+        // The window went away while its channel was opening: close it now it exists.
+        void hostRequest("channel.close", { channel }).catch(() => {});
+      }
+    }
+    if (entry.method === "channel.close" && channel !== undefined && !failed) {
+      releaseChannel(window, channel);
+    }
+    sendToWindow(window, { ...response, id: entry.id });
+  };
+
+  const onSidecarRequest = (request: JsonRpcRequest): void => {
+    const params = isRecord(request.params) ? request.params : {};
+    const channel = typeof params.channel === "string" ? params.channel : undefined;
+    if (channel !== undefined) {
+      const window = owners.get(channel);
+      const id = window === undefined ? undefined : window.nextId++;
+      if (window === undefined || id === undefined || !sendToWindow(window, { ...request, id })) {
+        answerSidecar(request.id, {
+          error: { code: ErrorCodes.UnknownChannel, message: `channel "${channel}": no window owns it any more` },
+        });
+        return;
+      }
+      window.sidecarIds.set(id, request.id);
+      return;
+    }
+    if (request.method === "getSnapshot" && typeof params.topic === "string") {
+      const getSnapshot = options.getSnapshot;
+      if (getSnapshot === undefined) {
+        answerSidecar(request.id, {
+          error: {
+            code: ErrorCodes.MethodNotFound,
+            message: `getSnapshot for host topic "${params.topic}": the host was created without getSnapshot`,
+          },
+        });
+        return;
+      }
+      const topic = params.topic;
+      void (async () => {
+        try {
+          answerSidecar(request.id, { result: await getSnapshot(topic) });
+        } catch (error) {
+          answerSidecar(request.id, { error: toErrorObject(error) });
+        }
+      })();
+      return;
+    }
+    answerSidecar(request.id, {
+      error: { code: ErrorCodes.MethodNotFound, message: `method "${request.method}" is not handled by the host` },
+    });
+  };
+
+  const onSidecarNotification = (message: JsonRpcMessage & { method: string; params?: unknown }): void => {
+    const params = isRecord(message.params) ? message.params : {};
+    if (message.method === "error" && typeof params.channel === "string") {
+      const owner = owners.get(params.channel);
+      if (owner !== undefined) {
+        sendToWindow(owner, message);
+      } else {
+        options.onError?.(params as unknown as ErrorNotification);
+      }
+      return;
+    }
+    for (const window of windows) {
+      sendToWindow(window, message);
+    }
+    if (message.method === "error") {
+      options.onError?.(params as unknown as ErrorNotification);
+    }
+  };
+
+  sidecar.onMessage((value) => {
+    const incoming = classifyMessage(value);
+    switch (incoming.kind) {
+      case "response":
+        onSidecarResponse(incoming.message);
+        return;
+      case "request":
+        onSidecarRequest(incoming.message);
+        return;
+      case "notification":
+        onSidecarNotification(incoming.message);
+        return;
+      case "invalid":
+        return; // the sidecar speaks the protocol; nothing useful to do with anything else
+    }
+  });
+
+  // ---- windows → sidecar ----
+
+  const ready = hostRequest("initialize", {
+    protocolVersion: PROTOCOL_VERSION,
+    ...(options.client === undefined ? {} : { client: options.client }),
+  }) as Promise<InitializeResult>;
+  ready.catch(() => {}); // a failure reaches whoever awaits ready or a window's initialize
+
+  const answerWindow = (window: AttachedWindow, id: RequestId, outcome: { result: unknown } | { error: JsonRpcErrorObject }) => {
+    sendToWindow(window, { jsonrpc: "2.0", id, ...outcome } as JsonRpcResponse);
+  };
+
+  const onWindowRequest = (window: AttachedWindow, request: JsonRpcRequest): void => {
+    if (request.method === "initialize") {
+      // The sidecar takes one initialize; every window gets the answer the host got.
+      ready.then(
+        (result) => answerWindow(window, request.id, { result }),
+        (error: unknown) => answerWindow(window, request.id, { error: toErrorObject(error) }),
+      );
+      return;
+    }
+    if (request.method === "shutdown") {
+      answerWindow(window, request.id, {
+        error: {
+          code: ErrorCodes.InvalidRequest,
+          message: "shutdown: windows share this sidecar; the host stops it (SidecarHost.close)",
+        },
+      });
+      return;
+    }
+    const params = isRecord(request.params) ? request.params : {};
+    const channel = typeof params.channel === "string" ? params.channel : undefined;
+    let claimed = false;
+    const owner = channel === undefined ? undefined : owners.get(channel);
+    if (request.method.startsWith("channel.") && owner !== undefined && owner !== window) {
+      // Windows share the sidecar, not each other's channels.
+      const code = request.method === "channel.open" ? ErrorCodes.ChannelExists : ErrorCodes.UnknownChannel;
+      answerWindow(window, request.id, {
+        error: { code, message: `channel "${channel}" belongs to another window` },
+      });
+      return;
+    }
+    if (request.method === "channel.open" && channel !== undefined) {
+      if (owner === undefined) {
+        // Claimed now, not on the answer: the sidecar calls getSnapshot/apply for the
+        // channel before it answers channel.open.
+        owners.set(channel, window);
+        window.channels.add(channel);
+        claimed = true;
+      }
+    }
+    const id = nextSidecarId++;
+    pending.set(id, {
+      kind: "window",
+      window,
+      id: request.id,
+      method: request.method,
+      claimed,
+      ...(channel === undefined ? {} : { channel }),
+    });
+    if (!sendToSidecar({ ...request, id })) {
+      pending.delete(id);
+      if (claimed && channel !== undefined) {
+        releaseChannel(window, channel);
+      }
+      answerWindow(window, request.id, {
+        error: { code: ErrorCodes.InternalError, message: `${request.method}: the sidecar is gone` },
+      });
+    }
+  };
+
+  const onWindowResponse = (window: AttachedWindow, response: JsonRpcResponse): void => {
+    if (typeof response.id !== "number") {
+      return;
+    }
+    const sidecarId = window.sidecarIds.get(response.id);
+    if (sidecarId === undefined) {
+      return;
+    }
+    window.sidecarIds.delete(response.id);
+    sendToSidecar({ ...response, id: sidecarId });
+  };
+
+  const detach = (window: AttachedWindow, closeChannels: boolean): void => {
+    if (window.detached) {
+      return;
+    }
+    window.detached = true;
+    windows.delete(window);
+    for (const stop of window.unlisten) {
+      stop();
+    }
+    // The sidecar must not wait a call timeout for answers that will never come.
+    for (const sidecarId of window.sidecarIds.values()) {
+      answerSidecar(sidecarId, {
+        error: { code: ErrorCodes.UnknownChannel, message: "the window closed before answering" },
+      });
+    }
+    window.sidecarIds.clear();
+    const opening = new Set<string>();
+    for (const entry of pending.values()) {
+      if (entry.kind === "window" && entry.window === window && entry.method === "channel.open" && entry.channel) {
+        opening.add(entry.channel); // closed once its open is answered (onSidecarResponse)
+      }
+    }
+    for (const channel of [...window.channels]) {
+      releaseChannel(window, channel);
+      if (closeChannels && !opening.has(channel)) {
+        void hostRequest("channel.close", { channel }).catch(() => {});
+      }
+    }
+    window.link.close();
+  };
+
+  const attachWindow = (link: Link): (() => void) => {
+    const window: AttachedWindow = {
+      link,
+      channels: new Set(),
+      sidecarIds: new Map(),
+      nextId: 1,
+      detached: false,
+      unlisten: [],
+    };
+    if (sidecarClosed) {
+      link.close();
+      return () => {};
+    }
+    windows.add(window);
+    window.unlisten = [
+      link.onMessage((value) => {
+        const incoming = classifyMessage(value);
+        switch (incoming.kind) {
+          case "request":
+            onWindowRequest(window, incoming.message);
+            return;
+          case "response":
+            onWindowResponse(window, incoming.message);
+            return;
+          case "notification":
+            sendToSidecar(incoming.message);
+            return;
+          case "invalid":
+            if (incoming.id !== null) {
+              answerWindow(window, incoming.id, {
+                error: { code: ErrorCodes.InvalidRequest, message: "not a JSON-RPC 2.0 message" },
+              });
+            }
+            return;
+        }
+      }),
+      link.onClose(() => detach(window, true)),
+    ];
+    return () => detach(window, true);
+  };
+
+  sidecar.onClose((error) => {
+    sidecarClosed = true;
+    const reason = `the sidecar link closed${error ? `: ${error.message}` : ""}`;
+    for (const entry of pending.values()) {
+      if (entry.kind === "host") {
+        entry.reject(new RpcError(ErrorCodes.InternalError, reason));
+      }
+    }
+    pending.clear();
+    for (const window of [...windows]) {
+      detach(window, false); // closing its link rejects what the window still waits for
+    }
+  });
+
+  return {
+    ready,
+    attachWindow,
+    async connect(connectOptions?: ConnectOptions): Promise<StateSyncClient> {
+      const [hostEnd, relayEnd] = createMemoryLinkPair();
+      attachWindow(relayEnd);
+      return connect(hostEnd, connectOptions);
+    },
+    close(): void {
+      for (const window of [...windows]) {
+        detach(window, true);
+      }
+      sidecar.close();
+    },
+  };
+}
