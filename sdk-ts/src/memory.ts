@@ -1,0 +1,1 @@
+export { createMemoryLinkPair } from "./links/memory.js";

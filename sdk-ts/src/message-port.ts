@@ -1,0 +1,1 @@
+export { createMessagePortLink, type MessagePortLike } from "./links/message-port.js";

@@ -1,0 +1,1 @@
+export { createNodeLink, type NodeLink, type NodeLinkOptions } from "./links/node.js";

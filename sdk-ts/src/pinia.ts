@@ -1,0 +1,1 @@
+export { piniaApplier } from "./appliers/pinia.js";

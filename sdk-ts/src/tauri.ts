@@ -1,0 +1,1 @@
+export { createTauriLink, type TauriLink, type TauriLinkOptions } from "./links/tauri.js";

@@ -1,0 +1,1 @@
+export { type ZustandStoreLike, zustandApplier } from "./appliers/zustand.js";
