@@ -324,7 +324,7 @@ func TestCloseWhileOpenIsWaitingForTheHost(t *testing.T) {
 	err := <-opened
 	var rpcErr *sidecar.RPCError
 	require.ErrorAs(t, err, &rpcErr)
-	require.EqualValues(t, -32001, rpcErr.Code)
+	require.EqualValues(t, -32001, rpcErr.Code, "%s %s", rpcErr.Message, rpcErr.Data)
 	close(host.hold)
 	for range 10 {
 		call(t, c, "channel.list", nil)

@@ -9,6 +9,7 @@ import (
 	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/state-sync/state-sync/engine"
+	"github.com/state-sync/state-sync/store"
 )
 
 // The sidecar's own error codes, next to the standard JSON-RPC ones. docs/protocol.md
@@ -57,10 +58,16 @@ func toWire(err error) *jsonrpc2.Error {
 		syncErr  *engine.SyncError
 		wireErr  *jsonrpc2.Error
 		panicErr *engine.PanicError
+		conflict *store.ConflictError
+		tooLarge *store.TooLargeError
 	)
 	switch {
 	case errors.As(err, &panicErr):
 		return wireError(jsonrpc2.CodeInternalError, "internal error: "+err.Error()+" (the sidecar keeps serving; please report this)", nil)
+	case errors.As(err, &conflict):
+		return wireError(CodeRevisionConflict, conflict.Error(), map[string]engine.Revision{"currentRevision": conflict.Current})
+	case errors.As(err, &tooLarge):
+		return wireError(CodeLimitReached, tooLarge.Error(), map[string]int{"limit": tooLarge.Limit, "size": tooLarge.Size})
 	case errors.As(err, &syncErr):
 		return wireError(CodeSyncFailed, syncErr.Error(), errorContext(syncErr))
 	case errors.As(err, &rpcErr):

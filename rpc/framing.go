@@ -60,6 +60,7 @@ type stream struct {
 	nextTicket uint64
 	awaiting   map[string]json.RawMessage // ids of our calls; value is the result once read
 	answered   map[string]bool
+	abandoned  []string // ids of calls given up on, still pending inside jsonrpc2
 }
 
 func newStream(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *tracer) *stream {
@@ -93,6 +94,12 @@ type envelope struct {
 // everything else is answered and skipped. It fails only when the input ends.
 func (s *stream) ReadObject(v any) error {
 	for {
+		if id, ok := s.nextAbandoned(); ok {
+			// jsonrpc2 has no way to cancel a call: it keeps it (params included) until an
+			// answer comes. A stand-in answer frees it, so a host that never answers some
+			// calls costs no memory beyond the calls in flight.
+			return json.Unmarshal(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":"abandoned: no answer within the call timeout"}}`, id, jsonrpc2.CodeInternalError), v)
+		}
 		frame, err := s.readFrame()
 		if errors.Is(err, errTooLarge) {
 			s.writeError(nil, jsonrpc2.CodeInvalidRequest, fmt.Sprintf("message larger than the limit of %d bytes (--max-message-bytes): it was skipped", s.maxBytes))
@@ -265,6 +272,30 @@ func (s *stream) keepResult(id string, result json.RawMessage) {
 		s.answered[id] = true
 	}
 	s.mu.Unlock()
+}
+
+// abandon unregisters the id of a call whose caller gave up (timeout, channel closed).
+func (s *stream) abandon(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.answered[id] {
+		delete(s.answered, id)
+		delete(s.awaiting, id)
+		return // the answer is already in: jsonrpc2 has forgotten the call itself
+	}
+	delete(s.awaiting, id)
+	s.abandoned = append(s.abandoned, id)
+}
+
+func (s *stream) nextAbandoned() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.abandoned) == 0 {
+		return "", false
+	}
+	id := s.abandoned[0]
+	s.abandoned = s.abandoned[1:]
+	return id, true
 }
 
 // takeResult unregisters id and returns its result, if it arrived.

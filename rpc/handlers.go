@@ -277,8 +277,16 @@ func (s *Server) engineConfig(p openParams) (engine.Config, error) {
 	return cfg, nil
 }
 
-// unregister removes a channel; the last channel of a topic takes the topic with it.
+// unregister removes a stopped channel; the last channel of a topic takes the topic with it.
 func (s *Server) unregister(ch *channel) {
+	if shared := s.detach(ch); shared != nil {
+		shared.Close()
+	}
+}
+
+// detach removes a channel from the routing tables and returns the shared provider to
+// close once the channel's engine has stopped, if it was the topic's last channel.
+func (s *Server) detach(ch *channel) *engine.SharedProvider {
 	s.mu.Lock()
 	var closeShared *engine.SharedProvider
 	if s.channels[ch.name] == ch {
@@ -291,9 +299,7 @@ func (s *Server) unregister(ch *channel) {
 		closeShared = t.shared
 	}
 	s.mu.Unlock()
-	if closeShared != nil {
-		closeShared.Close()
-	}
+	return closeShared
 }
 
 // channel.close
@@ -331,9 +337,12 @@ func (s *Server) handleClose(ctx context.Context, req *jsonrpc2.Request, params 
 		return
 	}
 	// Out of the routing table at once, so no event reaches it after this request.
-	s.unregister(ch)
+	shared := s.detach(ch)
 	s.async(ctx, req, func(context.Context) (any, error) {
 		ch.engine.Stop() // waits for any apply in flight: none is sent after the answer
+		if shared != nil {
+			shared.Close()
+		}
 		return closeResult{Channel: ch.name, LocalRevision: ch.engine.LocalRevision()}, nil
 	})
 }

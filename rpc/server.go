@@ -309,6 +309,9 @@ func (s *Server) call(ctx context.Context, method string, params any) (json.RawM
 	}
 	var ticket json.RawMessage
 	err = waiter.Wait(ctx, &ticket)
+	if ctx.Err() != nil && err != nil {
+		s.stream.abandon(key)
+	}
 	result, _ := s.stream.takeResult(key)
 	var wireErr *jsonrpc2.Error
 	switch {

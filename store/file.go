@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/state-sync/state-sync/engine"
 )
@@ -33,15 +34,41 @@ type fileDoc struct {
 // the old file or the new one, never a mix, so every acknowledged write survives.
 type fileBackend struct {
 	path string
+	lock *fileLock // held from OpenFile to Close: one process per store file
 }
 
+// lockWait bounds how long OpenFile waits for another process to release the store: a
+// host that respawns the sidecar right after closing the old one must not fail while the
+// old one is still exiting.
+var lockWait = 2 * time.Second
+
 // OpenFile opens the store at path, creating it (mode 0600) when it does not exist. A file
-// that is not a valid store is an error naming the path; it is never replaced.
+// that is not a valid store is an error naming the path; it is never replaced. The store
+// holds an exclusive lock (path + ".lock") until Close, so a second process opening the
+// same file fails instead of overwriting the first one's writes.
 func OpenFile(path string, maxBytes int) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("store file %s: %w", path, err)
 	}
+	// A symlinked store file (dotfile managers) stays a symlink: write through to its target.
+	if target, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = target
+	}
+	lock, err := acquireLock(abs+".lock", lockWait)
+	if err != nil {
+		return nil, fmt.Errorf("store file %s: %w", abs, err)
+	}
+	s, err := openLocked(abs, maxBytes)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	s.file.lock = lock
+	return s, nil
+}
+
+func openLocked(abs string, maxBytes int) (*Store, error) {
 	b := &fileBackend{path: abs}
 	s := &Store{maxBytes: maxBytes, file: b, topics: map[string]entry{}}
 	raw, err := os.ReadFile(abs)
@@ -59,8 +86,43 @@ func OpenFile(path string, maxBytes int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store file %s is not a valid state-sync store (%v): it was left untouched; move it away to start empty, or restore a backup", abs, err)
 	}
+	// Fail now, not at the first state.set, when the folder does not take new files.
+	if err := b.probe(); err != nil {
+		return nil, err
+	}
+	b.removeStaleTemps()
 	s.epoch, s.topics = doc.Epoch, doc.Topics
 	return s, nil
+}
+
+// tempPattern names the temporary files next to the store; a process killed mid-write
+// leaves one behind, which the next OpenFile removes (it holds the lock, so no write of
+// another process is in flight).
+func (b *fileBackend) tempPattern() string { return "." + filepath.Base(b.path) + ".tmp-*" }
+
+func (b *fileBackend) probe() error {
+	tmp, err := os.CreateTemp(filepath.Dir(b.path), b.tempPattern())
+	if err != nil {
+		return fmt.Errorf("store file %s: the folder does not take new files, so no write could be saved: %w", b.path, err)
+	}
+	_ = tmp.Close()
+	return os.Remove(tmp.Name())
+}
+
+func (b *fileBackend) removeStaleTemps() {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(b.path), b.tempPattern()))
+	for _, name := range stale {
+		_ = os.Remove(name)
+	}
+}
+
+func (b *fileBackend) close() error {
+	if b.lock == nil {
+		return nil
+	}
+	err := b.lock.release()
+	b.lock = nil
+	return err
 }
 
 func parseFile(raw []byte) (fileDoc, error) {
@@ -90,6 +152,9 @@ func parseFile(raw []byte) (fileDoc, error) {
 	for topic, e := range doc.Topics {
 		if _, err := engine.ParseRevision(string(e.Revision)); err != nil {
 			return fileDoc{}, fmt.Errorf("topic %q: %v", topic, err)
+		}
+		if e.Revision == engine.ZeroRevision {
+			return fileDoc{}, fmt.Errorf("topic %q: revision 0 is never written (the first write is revision 1)", topic)
 		}
 		if len(e.Data) == 0 {
 			return fileDoc{}, fmt.Errorf("topic %q has no data", topic)
@@ -136,7 +201,7 @@ func (b *fileBackend) write(doc fileDoc) error {
 	buf.WriteString("\n}}\n")
 
 	dir := filepath.Dir(b.path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(b.path)+".tmp-*") // mode 0600
+	tmp, err := os.CreateTemp(dir, b.tempPattern()) // mode 0600
 	if err != nil {
 		return fmt.Errorf("store file %s: cannot create a temporary file next to it: %w", b.path, err)
 	}

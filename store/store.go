@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -98,6 +99,11 @@ func (s *Store) Set(topic string, data json.RawMessage, expected *engine.Revisio
 	if len(data) > s.maxBytes {
 		return "", &TooLargeError{Topic: topic, Size: len(data), Limit: s.maxBytes}
 	}
+	// The rpc layer only hands over JSON it parsed; a library caller might not, and a file
+	// holding invalid JSON could not be opened again.
+	if len(data) == 0 || !json.Valid(data) {
+		return "", &engine.FieldError{Field: "data", Err: errors.New("is not a JSON value")}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	current := engine.ZeroRevision
@@ -121,8 +127,15 @@ func (s *Store) Set(topic string, data json.RawMessage, expected *engine.Revisio
 	return next, nil
 }
 
-// Close releases the backend. The store must not be used after.
-func (s *Store) Close() error { return nil }
+// Close releases the backend (the file store's lock). The store must not be used after.
+func (s *Store) Close() error {
+	if s.file == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.file.close()
+}
 
 func newEpoch() string {
 	var b [8]byte

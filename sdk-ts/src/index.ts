@@ -41,7 +41,7 @@ export {
   type Source,
   type SyncPhase,
 } from "./protocol.js";
-export { RetryError, type RetryAttempt, type RetryPolicy, withRetry } from "./retry.js";
+export { type RetryAttempt, RetryError, type RetryPolicy, withRetry } from "./retry.js";
 export { compareRevisions, isCanonicalRevision, MAX_REVISION } from "./revision.js";
 export {
   createRevisionSync,

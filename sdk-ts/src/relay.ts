@@ -231,7 +231,11 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
   }) as Promise<InitializeResult>;
   ready.catch(() => {}); // a failure reaches whoever awaits ready or a window's initialize
 
-  const answerWindow = (window: AttachedWindow, id: RequestId, outcome: { result: unknown } | { error: JsonRpcErrorObject }) => {
+  const answerWindow = (
+    window: AttachedWindow,
+    id: RequestId,
+    outcome: { result: unknown } | { error: JsonRpcErrorObject },
+  ) => {
     sendToWindow(window, { jsonrpc: "2.0", id, ...outcome } as JsonRpcResponse);
   };
 

@@ -82,10 +82,7 @@ interface CommonOptions<T> {
  * one, the topic's source does (`store` or `host`, or the sidecar's default when absent).
  */
 export type RevisionSyncOptions<T> = CommonOptions<T> &
-  (
-    | { provider: SnapshotProvider<T>; source?: "channel" }
-    | { provider?: undefined; source?: "store" | "host" }
-  );
+  ({ provider: SnapshotProvider<T>; source?: "channel" } | { provider?: undefined; source?: "store" | "host" });
 
 type Status = "idle" | "starting" | "running" | "stopped";
 
@@ -193,7 +190,10 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       throw new RpcError(ErrorCodes.UnknownChannel, `channel "${channel}" is stopped: not applied`);
     }
     if (!isCanonicalRevision(params.revision)) {
-      throw new RpcError(ErrorCodes.InvalidParams, `apply: revision ${JSON.stringify(params.revision)} is not canonical`);
+      throw new RpcError(
+        ErrorCodes.InvalidParams,
+        `apply: revision ${JSON.stringify(params.revision)} is not canonical`,
+      );
     }
     logger?.debug?.(`state-sync ${channel}: apply ${params.revision}`);
     await applier.apply({
@@ -351,7 +351,7 @@ function eventProblem(event: unknown): string | undefined {
     return `event: want a JSON object {topic, revision}, got ${event === null ? "null" : typeof event}`;
   }
   if (typeof event.topic !== "string" || event.topic.trim() === "") {
-    return "topic: want a non-empty string such as \"app-config\"";
+    return 'topic: want a non-empty string such as "app-config"';
   }
   if (!isCanonicalRevision(event.revision)) {
     return `revision: ${describe(event.revision)} is not a canonical decimal u64 string such as "42"`;

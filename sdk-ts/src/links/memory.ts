@@ -26,7 +26,9 @@ class MemoryEnd implements Link {
     }
     const text = JSON.stringify(message);
     const peer = this.peer;
-    void Promise.resolve().then(() => peer?.#deliver(JSON.parse(text)));
+    if (peer !== undefined) {
+      void Promise.resolve().then(() => peer.#deliver(JSON.parse(text)));
+    }
   }
 
   onMessage(handler: (message: unknown) => void): () => void {

@@ -123,7 +123,12 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
       finish();
       // The shell plugin cannot close stdin alone: ask the sidecar to exit, kill it if
       // it has not after the grace period.
-      const shutdown = encodeLine({ jsonrpc: "2.0", id: "state-sync/tauri-link/shutdown", method: "shutdown", params: {} });
+      const shutdown = encodeLine({
+        jsonrpc: "2.0",
+        id: "state-sync/tauri-link/shutdown",
+        method: "shutdown",
+        params: {},
+      });
       writes = writes.then(() => child.write(shutdown)).catch(() => {});
       let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<void>((resolve) => {

@@ -1,0 +1,22 @@
+import { defineConfig } from "tsup";
+
+export default defineConfig({
+  entry: {
+    index: "src/index.ts",
+    node: "src/node.ts",
+    tauri: "src/tauri.ts",
+    "message-port": "src/message-port.ts",
+    memory: "src/memory.ts",
+    relay: "src/relay.ts",
+    pinia: "src/pinia.ts",
+    zustand: "src/zustand.ts",
+  },
+  format: ["esm"],
+  dts: true,
+  // Shared chunks keep one RpcError class across subpaths, so instanceof works.
+  splitting: true,
+  clean: true,
+  target: "es2022",
+  platform: "neutral",
+  external: ["@tauri-apps/plugin-shell", "@tauri-apps/api", "pinia", "vue", "zustand", /^node:/],
+});
