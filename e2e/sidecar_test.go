@@ -368,6 +368,9 @@ func TestBadParamsNameTheField(t *testing.T) {
 		{"state.set", map[string]any{"topic": "t"}, "data"},
 		{"state.set", map[string]any{"topic": "t", "data": 1, "expectedRevision": "01"}, "expectedRevision"},
 		{"initialize", map[string]any{}, "protocolVersion"},
+		{"state.set", map[string]any{"topic": "t", "data": 1, "expectedRevison": "1"}, "expectedRevison: unknown member"},
+		{"channel.open", map[string]any{"channel": "w", "topic": "t", "options": map[string]any{"callTimeout": 5}}, "callTimeout: unknown member"},
+		{"invalidate", map[string]any{"topic": "t", "revision": "1", "channel": ""}, "channel: is empty"},
 	} {
 		e := callErr(t, c, tc.method, tc.params)
 		require.EqualValues(t, -32602, e.Code, "%s %v: %s", tc.method, tc.params, e.Message)

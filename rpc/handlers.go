@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -17,8 +18,16 @@ import (
 // ProtocolVersion is the wire protocol this sidecar speaks.
 const ProtocolVersion = "1"
 
-// decode reads params into v, naming the field in the error. Absent params read as {}.
-func decode(params json.RawMessage, v any) error {
+// decode reads params into v, naming the field in the error. Absent params read as {};
+// unknown members are ignored (forward compatibility).
+func decode(params json.RawMessage, v any) error { return decodeParams(params, v, false) }
+
+// decodeStrict is decode for params where a misspelt optional member would silently
+// change behaviour (a compare-and-set turned into a blind write, a timeout ignored):
+// unknown members are -32602.
+func decodeStrict(params json.RawMessage, v any) error { return decodeParams(params, v, true) }
+
+func decodeParams(params json.RawMessage, v any, strict bool) error {
 	params = bytes.TrimSpace(params)
 	if len(params) == 0 || bytes.Equal(params, []byte("null")) {
 		params = []byte("{}")
@@ -26,7 +35,14 @@ func decode(params json.RawMessage, v any) error {
 	if params[0] != '{' {
 		return invalidParams("params must be a JSON object")
 	}
-	if err := json.Unmarshal(params, v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(params))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return invalidParams("%s: unknown member: check its spelling against docs/protocol.md", strings.Trim(field, `"`))
+		}
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			return invalidParams("%s: want %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
@@ -172,7 +188,7 @@ func (s *Server) handleOpen(ctx context.Context, req *jsonrpc2.Request, params j
 // that follows on the wire finds it.
 func (s *Server) register(params json.RawMessage) (*channel, error) {
 	var p openParams
-	if err := decode(params, &p); err != nil {
+	if err := decodeStrict(params, &p); err != nil {
 		return nil, err
 	}
 	if err := requireChannel(p.Channel); err != nil {
@@ -408,7 +424,7 @@ func (s *Server) list() listResult {
 // invalidate
 
 type invalidateParams struct {
-	Channel string `json:"channel"`
+	Channel *string `json:"channel"`
 }
 
 type invalidateResult struct {
@@ -421,8 +437,8 @@ func (s *Server) handleInvalidate(ctx context.Context, req *jsonrpc2.Request, pa
 		// Nobody to answer: the host learns of it through an error notification.
 		serr := &engine.SyncError{Phase: engine.PhaseProtocol, Err: err, SourceEvent: boundedRaw(params)}
 		var p invalidateParams
-		if json.Unmarshal(params, &p) == nil {
-			serr.Channel = p.Channel
+		if json.Unmarshal(params, &p) == nil && p.Channel != nil {
+			serr.Channel = *p.Channel
 		}
 		var ev struct {
 			Topic string `json:"topic"`
@@ -445,20 +461,24 @@ func (s *Server) invalidate(params json.RawMessage) (int, error) {
 	if err := decode(params, &p); err != nil {
 		return 0, err
 	}
+	if p.Channel != nil && *p.Channel == "" {
+		return 0, invalidParams("channel: is empty: leave it out to reach every channel of the topic, or name one channel")
+	}
 	s.mu.Lock()
 	var sinks []engine.Sink
-	if p.Channel != "" {
-		ch := s.channels[p.Channel]
+	if p.Channel != nil {
+		channel := *p.Channel
+		ch := s.channels[channel]
 		switch {
 		case ch == nil:
 			s.mu.Unlock()
-			return 0, errorf(CodeUnknownChannel, "invalidate for channel %q, which is not open", quoteBounded(p.Channel))
+			return 0, errorf(CodeUnknownChannel, "invalidate for channel %q, which is not open", quoteBounded(channel))
 		case ch.topic.name != event.Topic:
 			s.mu.Unlock()
-			return 0, invalidParams("topic: channel %q syncs topic %q, not %q", quoteBounded(p.Channel), quoteBounded(ch.topic.name), quoteBounded(event.Topic))
+			return 0, invalidParams("topic: channel %q syncs topic %q, not %q", quoteBounded(channel), quoteBounded(ch.topic.name), quoteBounded(event.Topic))
 		case ch.source == SourceStore:
 			s.mu.Unlock()
-			return 0, errorf(CodeSourceConflict, "channel %q syncs a store topic: the store invalidates its channels itself, write with state.set instead", quoteBounded(p.Channel))
+			return 0, errorf(CodeSourceConflict, "channel %q syncs a store topic: the store invalidates its channels itself, write with state.set instead", quoteBounded(channel))
 		}
 		if ch.sink != nil {
 			sinks = append(sinks, ch.sink)
@@ -512,7 +532,7 @@ func (s *Server) stateSet(params json.RawMessage) (any, error) {
 		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
 	}
 	var p setParams
-	if err := decode(params, &p); err != nil {
+	if err := decodeStrict(params, &p); err != nil {
 		return nil, err
 	}
 	if p.Topic == "" {

@@ -109,7 +109,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
   let localRevision: Revision = "0";
   let unsubscribe: (() => void) | undefined;
   let unserve: (() => void) | undefined;
-  /** The channel.open in flight; stop() closes the channel once it has settled. */
+  /** The channel.open in flight, for stop() to close the channel it may still open. */
   let opening: Promise<unknown> | undefined;
   let startPromise: Promise<void> | undefined;
   /** Events that came before the channel was open in the sidecar, sent once it is. */
@@ -232,6 +232,29 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
     }
   };
 
+  /**
+   * Closes the channel in the sidecar. A close that arrives while the channel is still
+   * opening makes the open fail; one that arrives before the sidecar has seen the open
+   * fails with -32001 instead, and then the channel is closed again once it has opened.
+   */
+  const closeInBackground = async (pendingOpen: Promise<unknown> | undefined): Promise<void> => {
+    const closed = await connection.closeChannel(channel).then(
+      () => true,
+      () => false,
+    );
+    if (closed || pendingOpen === undefined) {
+      return;
+    }
+    try {
+      await pendingOpen;
+    } catch {
+      return; // it never opened: nothing left to close
+    }
+    await connection
+      .closeChannel(channel)
+      .catch((error: unknown) => logger?.debug?.(`state-sync ${channel}: close after stop`, { error }));
+  };
+
   const start = async (): Promise<void> => {
     unserve = connection.serveChannel(channel, {
       apply: serveApply,
@@ -309,7 +332,8 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       if (status === "stopped") {
         return;
       }
-      const wasOpen = status === "running" ? Promise.resolve() : opening;
+      const wasRunning = status === "running";
+      const pendingOpen = opening;
       status = "stopped";
       earlyEvents = [];
       unserve?.();
@@ -317,12 +341,8 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       const stopSubscription = unsubscribe;
       unsubscribe = undefined;
       callSafely(stopSubscription, "unsubscribe");
-      if (wasOpen !== undefined) {
-        // In the background: the sidecar may still be starting the channel, and the
-        // answers it waits for from us are refused from now on anyway.
-        wasOpen
-          .then(() => connection.closeChannel(channel))
-          .catch((error: unknown) => logger?.debug?.(`state-sync ${channel}: close after stop`, { error }));
+      if (wasRunning || pendingOpen !== undefined) {
+        void closeInBackground(pendingOpen);
       }
     },
 
