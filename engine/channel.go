@@ -103,6 +103,7 @@ type Channel struct {
 type refreshWaiter struct {
 	after uint64 // satisfied by the first run numbered above this
 	done  chan error
+	start bool // Start's own: its failure ends the channel's work at once
 }
 
 // NewChannel checks cfg and returns an idle channel; Start makes it live.
@@ -176,6 +177,7 @@ func (c *Channel) Start(ctx context.Context) error {
 	}
 	c.unsubscribe = unsubscribe
 	done := c.requestFreshLocked()
+	c.waiters[len(c.waiters)-1].start = true
 	c.mu.Unlock()
 
 	var err error
@@ -194,15 +196,17 @@ func (c *Channel) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.state == StateStarting {
 		c.state = StateRunning
+		// Under mu, so that a concurrent Stop either sees the ticker in wg or keeps it
+		// from starting.
+		if c.cfg.ResyncInterval > 0 {
+			c.wg.Add(1)
+			go c.resyncLoop(c.ctx)
+		}
 	}
 	stopped := c.state == StateStopped
 	c.mu.Unlock()
 	if stopped {
 		return ErrStopped
-	}
-	if c.cfg.ResyncInterval > 0 {
-		c.wg.Add(1)
-		go c.resyncLoop(c.ctx)
 	}
 	return nil
 }
@@ -337,9 +341,9 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 	if c.wanted == "" || newEpoch && event.Epoch != c.wantedEpoch || event.Revision.Compare(c.wanted) > 0 {
 		c.wanted, c.wantedEpoch = event.Revision, event.Epoch
 	}
-	if c.working && !newEpoch && c.runMin != "" && event.Revision.Compare(c.runMin) <= 0 {
-		return // the run in flight was asked for at least this revision already
-	}
+	// Dirty even when the run in flight was asked for this revision already: if that run
+	// fails, or applies less, this event still needs its trailing refresh; if the run
+	// covers it, work skips the trailing refresh.
 	c.dirty = true
 	c.startWorkerLocked()
 }
@@ -365,7 +369,8 @@ func (c *Channel) requestFreshLocked() <-chan error {
 }
 
 func (c *Channel) startWorkerLocked() {
-	if c.working || c.state == StateStopped {
+	// A cancelled context means Stop or a failed Start is tearing the channel down.
+	if c.working || c.state == StateStopped || c.ctx.Err() != nil {
 		return
 	}
 	c.working = true
@@ -379,7 +384,7 @@ func (c *Channel) work() {
 	defer c.wg.Done()
 	for {
 		c.mu.Lock()
-		if c.state == StateStopped || (!c.dirty && !c.fresh) {
+		if c.state == StateStopped || c.ctx.Err() != nil || (!c.dirty && !c.fresh) {
 			c.working = false
 			c.runMin = ""
 			c.mu.Unlock()
@@ -402,6 +407,9 @@ func (c *Channel) work() {
 		for _, w := range c.waiters {
 			if run > w.after {
 				finished = append(finished, w)
+				if w.start && err != nil {
+					c.cancel() // Start failed: no further run may apply anything
+				}
 			} else {
 				kept = append(kept, w)
 			}
@@ -443,7 +451,7 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 	}
 
 	c.mu.Lock()
-	if c.state == StateStopped {
+	if c.state == StateStopped || ctx.Err() != nil { // stopped, or a failed Start is resetting
 		c.mu.Unlock()
 		return ErrStopped
 	}
@@ -454,24 +462,44 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 	}
 	newEpoch := snapshot.Epoch != c.epoch
 	newer := snapshot.Revision.Compare(c.local) > 0
+	// The event's revision only means something in the snapshot's epoch: the one it
+	// named, or, when it named none, the epoch the channel is in.
+	sameEpoch := req.Epoch == snapshot.Epoch || req.Epoch == "" && !newEpoch
+	olderThanEvent := req.MinRevision != "" && sameEpoch && snapshot.Revision.Compare(req.MinRevision) < 0
+	olderErr := func() *SyncError {
+		return &SyncError{Phase: PhaseProtocol, Err: fmt.Errorf("snapshot revision %s is older than the invalidated revision %s: the source announced a revision it does not serve", snapshot.Revision, req.MinRevision), EventRevision: req.MinRevision, SnapshotRevision: snapshot.Revision}
+	}
 	if c.appliedOnce && !newEpoch && !newer {
 		local := c.local
 		c.mu.Unlock()
-		if req.MinRevision != "" && (req.Epoch == "" || req.Epoch == snapshot.Epoch) && snapshot.Revision.Compare(req.MinRevision) < 0 {
-			return c.fail(&SyncError{Phase: PhaseProtocol, Err: fmt.Errorf("snapshot revision %s is older than the invalidated revision %s: the source announced a revision it does not serve", snapshot.Revision, req.MinRevision), EventRevision: req.MinRevision, SnapshotRevision: snapshot.Revision})
+		if olderThanEvent {
+			return c.fail(olderErr())
 		}
 		c.log.Debug("snapshot not newer", "revision", snapshot.Revision, "localRevision", local)
 		return nil
 	}
 	c.mu.Unlock()
+	if olderThanEvent {
+		// Newer than what the window has, so it is applied; still, the source did not
+		// serve what it announced, and the host should hear of it. Not looped on.
+		c.report(olderErr())
+	}
 
 	callCtx, cancel = c.callContext(ctx)
 	_, err = recovered(func() (struct{}, error) { return struct{}{}, c.cfg.Applier.Apply(callCtx, snapshot) })
 	cancel()
 
 	c.mu.Lock()
-	stopped := c.state == StateStopped
+	stopped := c.state == StateStopped || ctx.Err() != nil
 	if err == nil {
+		if snapshot.Epoch != c.epoch && c.wantedEpoch != snapshot.Epoch {
+			// Revisions announced in the old epoch mean nothing in the new one. Events
+			// that arrived meanwhile cannot be judged covered: look once more, fresh.
+			c.wanted, c.wantedEpoch = "", ""
+			if c.dirty {
+				c.fresh = true
+			}
+		}
 		c.local, c.epoch, c.appliedOnce = snapshot.Revision, snapshot.Epoch, true
 		c.counters.Applies++
 	}

@@ -104,12 +104,7 @@ func newFakeEnv(t testing.TB) *fakeEnv {
 // GetSnapshot implements SnapshotProvider.
 func (e *fakeEnv) GetSnapshot(ctx context.Context, req SnapshotRequest) (Snapshot, error) {
 	call := &fetchCall{ctx: ctx, req: req, reply: make(chan fetchReply, 1)}
-	e.mu.Lock()
-	e.inCall++
-	e.fetchCount++
-	e.calls = append(e.calls, call)
-	e.mu.Unlock()
-	e.fetches <- call
+	e.register(call, func() { e.fetchCount++; e.fetches <- call })
 	if e.ignoreCancel {
 		r := <-call.reply
 		return r.snapshot, r.err
@@ -126,12 +121,7 @@ func (e *fakeEnv) GetSnapshot(ctx context.Context, req SnapshotRequest) (Snapsho
 // Apply implements Applier.
 func (e *fakeEnv) Apply(ctx context.Context, snapshot Snapshot) error {
 	call := &applyCall{ctx: ctx, snapshot: snapshot, reply: make(chan error, 1)}
-	e.mu.Lock()
-	e.inCall++
-	e.applyCount++
-	e.calls = append(e.calls, call)
-	e.mu.Unlock()
-	e.applies <- call
+	e.register(call, func() { e.applyCount++; e.applies <- call })
 	if e.ignoreCancel {
 		return <-call.reply
 	}
@@ -142,6 +132,17 @@ func (e *fakeEnv) Apply(ctx context.Context, snapshot Snapshot) error {
 		e.finish(&call.done)
 		return ctx.Err()
 	}
+}
+
+// register counts a call as pending and queues it for the test in one step, so that
+// settle never sees a pending call the test cannot receive yet. The queues are buffered
+// far beyond what a test makes, so queueing under mu never blocks.
+func (e *fakeEnv) register(call any, queue func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.inCall++
+	e.calls = append(e.calls, call)
+	queue()
 }
 
 // Subscribe implements Subscriber.
@@ -380,33 +381,6 @@ func (e *fakeEnv) appliedRevisions() []Revision {
 func startAsync(c *Channel) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- c.Start(context.Background()) }()
-	return done
-}
-
-// refreshAsync runs Refresh on its own goroutine and waits until the refresh is
-// registered (or Refresh already returned), so that what the test does next happens
-// after the call.
-func refreshAsync(t testing.TB, c *Channel) <-chan error {
-	t.Helper()
-	c.mu.Lock()
-	before := len(c.waiters)
-	c.mu.Unlock()
-	done := make(chan error, 1)
-	returned := make(chan struct{})
-	go func() {
-		done <- c.Refresh(context.Background())
-		close(returned)
-	}()
-	eventually(t, "Refresh to register", func() bool {
-		select {
-		case <-returned:
-			return true
-		default:
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.waiters) > before
-	})
 	return done
 }
 

@@ -52,8 +52,9 @@ func OpenFile(path string, maxBytes int) (*Store, error) {
 		return nil, fmt.Errorf("store file %s: %w", path, err)
 	}
 	// A symlinked store file (dotfile managers) stays a symlink: write through to its target.
-	if target, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = target
+	abs, err = followLinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("store file %s: %w", path, err)
 	}
 	lock, err := acquireLock(abs+".lock", lockWait)
 	if err != nil {
@@ -66,6 +67,26 @@ func OpenFile(path string, maxBytes int) (*Store, error) {
 	}
 	s.file.lock = lock
 	return s, nil
+}
+
+// followLinks resolves path while it is a symlink, even to a file that does not exist
+// yet, so that the rename that saves the store replaces the target, not the link.
+func followLinks(path string) (string, error) {
+	for range 40 {
+		info, err := os.Lstat(path)
+		if err != nil || info.Mode().Type() != fs.ModeSymlink {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return "", errors.New("too many levels of symbolic links")
 }
 
 func openLocked(abs string, maxBytes int) (*Store, error) {
@@ -203,7 +224,7 @@ func (b *fileBackend) write(doc fileDoc) error {
 	dir := filepath.Dir(b.path)
 	tmp, err := os.CreateTemp(dir, b.tempPattern()) // mode 0600
 	if err != nil {
-		return fmt.Errorf("store file %s: cannot create a temporary file next to it: %w", b.path, err)
+		return fmt.Errorf("store file %s: cannot create a temporary file next to it: %w (the previous file is intact)", b.path, err)
 	}
 	tmpName := tmp.Name()
 	fail := func(step string, err error) error {
@@ -220,12 +241,19 @@ func (b *fileBackend) write(doc fileDoc) error {
 	if err := tmp.Close(); err != nil {
 		return fail("close", err)
 	}
+	if beforeRename != nil {
+		beforeRename(tmpName)
+	}
 	if err := os.Rename(tmpName, b.path); err != nil {
 		_ = os.Remove(tmpName)
 		return fmt.Errorf("store file %s: rename: %w (the previous file is intact)", b.path, err)
 	}
 	return syncDir(dir)
 }
+
+// beforeRename, set by tests only, sees each synced temporary file before it replaces the
+// store file.
+var beforeRename func(tmpName string)
 
 func writeJSON(buf *bytes.Buffer, v any) {
 	b, _ := json.Marshal(v)

@@ -16,8 +16,10 @@ export interface InitializeResult {
     sources?: Source[];
     framing?: string;
     store?: string;
+    defaultSource?: Source;
     maxMessageBytes?: number;
     maxChannels?: number;
+    callTimeoutMs?: number;
     [key: string]: unknown;
   };
 }
@@ -101,6 +103,8 @@ export interface SetResult {
 export interface GetResult<T = unknown> {
   topic: string;
   revision: Revision;
+  /** The store's epoch (the memory store picks one per process). */
+  epoch?: string;
   /** Absent for a topic never set. */
   data?: T;
 }

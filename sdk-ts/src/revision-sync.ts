@@ -86,8 +86,6 @@ export type RevisionSyncOptions<T> = CommonOptions<T> &
 
 type Status = "idle" | "starting" | "running" | "stopped";
 
-let handleCount = 0;
-
 /**
  * The seed's createRevisionSync, with the engine in the sidecar. start() subscribes the
  * subscriber, then opens the channel (the sidecar fetches and applies the first
@@ -102,8 +100,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
     throw new TypeError(`createRevisionSync: a provider makes the source "channel", not "${options.source}"`);
   }
   const source = provider !== undefined ? "channel" : options.source;
-  handleCount += 1;
-  const channel = options.channel ?? `${topic}#${uniqueSuffix()}-${handleCount}`;
+  const channel = options.channel ?? `${topic}#${uniqueId()}`;
 
   let status: Status = "idle";
   let localRevision: Revision = "0";
@@ -396,7 +393,8 @@ function boundedEvent(event: unknown): unknown {
   }
 }
 
-function uniqueSuffix(): string {
+/** Unique among the channels of every window of one sidecar: windows do not coordinate names. */
+function uniqueId(): string {
   const crypto = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
-  return crypto?.randomUUID?.() ?? Math.random().toString(36).slice(2, 12);
+  return crypto?.randomUUID?.() ?? `${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
 }

@@ -144,6 +144,8 @@ describe("Connection", () => {
     b.send("garbage" as never);
     b.send({ jsonrpc: "2.0", id: 12345, result: "answer to nothing" });
     await within(answered.promise, "the -32600 answer");
-    expect(answers).toEqual([{ jsonrpc: "2.0", id: 9, error: { code: -32600, message: "not a JSON-RPC 2.0 message" } }]);
+    expect(answers).toEqual([
+      { jsonrpc: "2.0", id: 9, error: { code: -32600, message: "not a JSON-RPC 2.0 message" } },
+    ]);
   });
 });

@@ -42,7 +42,7 @@ describe("withRetry", () => {
       [3, 900, true],
       [4, 1000, true],
     ]);
-    expect((retries[0]?.error as Error).message).toBe("failure 1");
+    expect(retries[0]?.error).toMatchObject({ message: "failure 1" });
   });
 
   it("gives up after maxAttempts with a RetryError whose cause is the last failure", async () => {

@@ -34,3 +34,19 @@ export async function until(check: () => boolean, what: string, ms = 5000): Prom
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/** A subscriber whose events the test emits by hand. */
+export function manualSubscriber() {
+  let handler: (event: unknown) => void = () => {};
+  return {
+    emit: (event: unknown) => handler(event),
+    subscriber: {
+      subscribe: async (deliver: (event: unknown) => void) => {
+        handler = deliver;
+        return () => {
+          handler = () => {};
+        };
+      },
+    },
+  };
+}

@@ -1,6 +1,6 @@
+import { connect, type StateSyncClient } from "../../src/client.js";
 import type { Link } from "../../src/link.js";
 import { createMemoryLinkPair } from "../../src/links/memory.js";
-import { connect, type StateSyncClient } from "../../src/client.js";
 import { within } from "./async.js";
 
 export interface Received {
@@ -19,6 +19,7 @@ export interface Received {
 export class FakeSidecar {
   readonly link: Link;
   readonly received: Received[] = [];
+  initializeCount = 0;
   #cursor = 0;
   #waiters: (() => void)[] = [];
   #nextId = 1;
@@ -29,6 +30,7 @@ export class FakeSidecar {
     link.onMessage((value) => {
       const message = value as Received;
       if (message.method === "initialize" && message.id !== undefined) {
+        this.initializeCount++;
         this.respond(message.id ?? null, INITIALIZE_RESULT);
         return;
       }
