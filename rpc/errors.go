@@ -23,6 +23,7 @@ const (
 	CodeUnsupportedVersion = -32006
 	CodeSyncFailed         = -32007
 	CodeShuttingDown       = -32008
+	CodeStoreWriteFailed   = -32009
 )
 
 // Error is an error that keeps its JSON-RPC code (and data) all the way to the wire.
@@ -60,6 +61,7 @@ func toWire(err error) *jsonrpc2.Error {
 		panicErr *engine.PanicError
 		conflict *store.ConflictError
 		tooLarge *store.TooLargeError
+		writeErr *store.WriteError
 	)
 	switch {
 	case errors.As(err, &panicErr):
@@ -68,6 +70,8 @@ func toWire(err error) *jsonrpc2.Error {
 		return wireError(CodeRevisionConflict, conflict.Error(), map[string]engine.Revision{"currentRevision": conflict.Current})
 	case errors.As(err, &tooLarge):
 		return wireError(CodeLimitReached, tooLarge.Error(), map[string]int{"limit": tooLarge.Limit, "size": tooLarge.Size})
+	case errors.As(err, &writeErr):
+		return wireError(CodeStoreWriteFailed, writeErr.Error(), nil)
 	case errors.As(err, &syncErr):
 		return wireError(CodeSyncFailed, syncErr.Error(), errorContext(syncErr))
 	case errors.As(err, &rpcErr):

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -40,10 +41,14 @@ var errTooLarge = errors.New("message too large")
 //
 //   - a malformed frame is answered right here (-32700 or -32600, id null when unknown)
 //     and reading goes on, where the stock codec would close the connection;
-//   - request params and call results never reach jsonrpc2's decoder, which round-trips
-//     params through map[string]any and results through any: that would decode every
-//     snapshot's data. The stream parses the envelope only, keeps params and results raw
-//     in tables, and hands jsonrpc2 a small stand-in that carries a ticket;
+//   - request params never reach jsonrpc2's decoder, which round-trips params through
+//     map[string]any: that would decode every snapshot's data. The stream parses the
+//     envelope only, keeps params raw in a table, and hands jsonrpc2 a small stand-in
+//     that carries a ticket;
+//   - calls to the host (getSnapshot, apply) bypass jsonrpc2 both ways: writeCall encodes
+//     them directly, the snapshot's data written as it is, never re-encoded or copied
+//     (jsonrpc2 would compact it four times per apply), and the stream hands each answer
+//     to the waiting caller itself (see expect);
 //   - --trace copies every frame in and out to the trace writer.
 type stream struct {
 	framing  Framing
@@ -51,16 +56,24 @@ type stream struct {
 	maxBytes int
 	trace    *tracer
 
-	wmu    sync.Mutex
-	w      *bufio.Writer
-	closer io.Closer
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	writers atomic.Int32 // writeFrame calls writing or waiting for wmu; the last one flushes
+	closer  io.Closer
+	plain   atomic.Pointer[plainData] // the last data checked by lineSafe
 
 	mu         sync.Mutex
 	params     map[uint64]json.RawMessage
 	nextTicket uint64
-	awaiting   map[string]json.RawMessage // ids of our calls; value is the result once read
-	answered   map[string]bool
-	abandoned  []string // ids of calls given up on, still pending inside jsonrpc2
+	calls      map[string]chan callAnswer // calls to the host waiting for their answer, by id
+	gone       chan struct{}              // closed once the input has ended or the stream is closed
+	goneOnce   sync.Once
+}
+
+// callAnswer is the host's answer to one of our calls: a raw result, or its error.
+type callAnswer struct {
+	result json.RawMessage
+	err    *jsonrpc2.Error
 }
 
 func newStream(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *tracer) *stream {
@@ -71,8 +84,8 @@ func newStream(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *t
 		maxBytes: maxBytes,
 		trace:    trace,
 		params:   map[uint64]json.RawMessage{},
-		awaiting: map[string]json.RawMessage{},
-		answered: map[string]bool{},
+		calls:    map[string]chan callAnswer{},
+		gone:     make(chan struct{}),
 	}
 	if c, ok := r.(io.Closer); ok {
 		s.closer = c
@@ -94,18 +107,13 @@ type envelope struct {
 // everything else is answered and skipped. It fails only when the input ends.
 func (s *stream) ReadObject(v any) error {
 	for {
-		if id, ok := s.nextAbandoned(); ok {
-			// jsonrpc2 has no way to cancel a call: it keeps it (params included) until an
-			// answer comes. A stand-in answer frees it, so a host that never answers some
-			// calls costs no memory beyond the calls in flight.
-			return json.Unmarshal(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":"abandoned: no answer within the call timeout"}}`, id, jsonrpc2.CodeInternalError), v)
-		}
 		frame, err := s.readFrame()
 		if errors.Is(err, errTooLarge) {
 			s.writeError(nil, jsonrpc2.CodeInvalidRequest, fmt.Sprintf("message larger than the limit of %d bytes (--max-message-bytes): it was skipped", s.maxBytes))
 			continue
 		}
 		if err != nil {
+			s.end()
 			return err
 		}
 		s.trace.frame("<-", frame)
@@ -174,16 +182,8 @@ func (s *stream) admit(frame []byte) ([]byte, bool) {
 		msg = strconv.AppendUint(msg, ticket, 10)
 		return append(msg, '}'), true
 	case isResponse && !isRequest && idOK:
-		msg := []byte(`{"jsonrpc":"2.0","id":`)
-		msg = append(msg, id...)
-		if len(env.Error) > 0 {
-			msg = append(msg, `,"error":`...)
-			msg = append(msg, env.Error...)
-		} else {
-			s.keepResult(string(id), env.Result)
-			msg = append(msg, `,"result":0`...)
-		}
-		return append(msg, '}'), true
+		s.deliver(string(id), env)
+		return nil, false
 	case isResponse && !isRequest:
 		// A response we cannot match; there is nobody to answer.
 		return nil, false
@@ -258,54 +258,48 @@ func (s *stream) takeParams(req *jsonrpc2.Request) json.RawMessage {
 	return params
 }
 
-// expect registers the id of a call we are about to send, so that its result is kept.
-func (s *stream) expect(id string) {
+// expect registers the id of a call we are about to send and returns where its answer
+// will arrive. The caller must forget the id if it stops waiting before the answer, so
+// that a host that never answers costs nothing beyond the calls in flight.
+func (s *stream) expect(id string) <-chan callAnswer {
+	answer := make(chan callAnswer, 1)
 	s.mu.Lock()
-	s.awaiting[id] = nil
+	s.calls[id] = answer
+	s.mu.Unlock()
+	return answer
+}
+
+// forget unregisters a call whose caller gave up (timeout, channel closed, send failed);
+// a late answer to it is dropped.
+func (s *stream) forget(id string) {
+	s.mu.Lock()
+	delete(s.calls, id)
 	s.mu.Unlock()
 }
 
-func (s *stream) keepResult(id string, result json.RawMessage) {
+// deliver hands the answer in env to the call waiting for id, if any.
+func (s *stream) deliver(id string, env envelope) {
 	s.mu.Lock()
-	if _, ok := s.awaiting[id]; ok {
-		s.awaiting[id] = result
-		s.answered[id] = true
-	}
+	answer := s.calls[id]
+	delete(s.calls, id)
 	s.mu.Unlock()
-}
-
-// abandon unregisters the id of a call whose caller gave up (timeout, channel closed).
-func (s *stream) abandon(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.answered[id] {
-		delete(s.answered, id)
-		delete(s.awaiting, id)
-		return // the answer is already in: jsonrpc2 has forgotten the call itself
+	if answer == nil {
+		return // a late answer to a call given up on, or an id we never sent
 	}
-	delete(s.awaiting, id)
-	s.abandoned = append(s.abandoned, id)
-}
-
-func (s *stream) nextAbandoned() (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.abandoned) == 0 {
-		return "", false
+	if len(env.Error) == 0 {
+		answer <- callAnswer{result: env.Result}
+		return
 	}
-	id := s.abandoned[0]
-	s.abandoned = s.abandoned[1:]
-	return id, true
+	var wireErr jsonrpc2.Error
+	if env.Error[0] != '{' || json.Unmarshal(env.Error, &wireErr) != nil {
+		wireErr = jsonrpc2.Error{Code: jsonrpc2.CodeInvalidRequest, Message: "malformed error answer (want {code, message, data?}): " + quoteBounded(string(env.Error))}
+	}
+	answer <- callAnswer{err: &wireErr}
 }
 
-// takeResult unregisters id and returns its result, if it arrived.
-func (s *stream) takeResult(id string) (json.RawMessage, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	result, ok := s.awaiting[id], s.answered[id]
-	delete(s.awaiting, id)
-	delete(s.answered, id)
-	return result, ok
+// end marks the input as ended: calls still waiting for an answer fail at once.
+func (s *stream) end() {
+	s.goneOnce.Do(func() { close(s.gone) })
 }
 
 // readFrame returns the next frame's bytes, skipping blank lines. A frame over the limit
@@ -390,35 +384,60 @@ func (s *stream) readLSPFrame() ([]byte, error) {
 	return frame, nil
 }
 
-// WriteObject implements jsonrpc2.ObjectStream.
+// WriteObject implements jsonrpc2.ObjectStream. jsonrpc2 hands it messages that marshal
+// themselves; their output is used as it is (json.Marshal would scan and copy it again).
 func (s *stream) WriteObject(obj any) error {
-	b, err := json.Marshal(obj)
+	var (
+		b   []byte
+		err error
+	)
+	if m, ok := obj.(json.Marshaler); ok {
+		b, err = m.MarshalJSON()
+	} else {
+		b, err = json.Marshal(obj)
+	}
 	if err != nil {
 		return err
 	}
 	return s.writeFrame(b)
 }
 
-func (s *stream) writeFrame(b []byte) error {
-	s.trace.frame("->", b)
+// writeFrame writes one message made of parts. Writers that find others waiting leave the
+// flush to the last of them, so a fan-out of N applies costs a few write calls, not N;
+// the last writer always flushes, so no message waits for a later one.
+func (s *stream) writeFrame(parts ...[]byte) error {
+	if s.trace != nil {
+		s.trace.frame("->", bytes.Join(parts, nil))
+	}
+	s.writers.Add(1)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	err := s.writeParts(parts)
+	if s.writers.Add(-1) == 0 && err == nil {
+		err = s.w.Flush()
+	}
+	return err
+}
+
+func (s *stream) writeParts(parts [][]byte) error {
 	if s.framing == LSP {
-		if _, err := fmt.Fprintf(s.w, "Content-Length: %d\r\n\r\n", len(b)); err != nil {
-			return err
+		n := 0
+		for _, p := range parts {
+			n += len(p)
 		}
-		if _, err := s.w.Write(b); err != nil {
-			return err
-		}
-	} else {
-		if _, err := s.w.Write(b); err != nil {
-			return err
-		}
-		if err := s.w.WriteByte('\n'); err != nil {
+		if _, err := fmt.Fprintf(s.w, "Content-Length: %d\r\n\r\n", n); err != nil {
 			return err
 		}
 	}
-	return s.w.Flush()
+	for _, p := range parts {
+		if _, err := s.w.Write(p); err != nil {
+			return err
+		}
+	}
+	if s.framing != LSP {
+		return s.w.WriteByte('\n')
+	}
+	return nil
 }
 
 // writeError answers a frame the stream rejected. id nil writes "id": null.
@@ -433,6 +452,7 @@ func (s *stream) writeError(id []byte, code int64, message string) {
 
 // Close implements jsonrpc2.ObjectStream.
 func (s *stream) Close() error {
+	s.end()
 	if s.closer != nil {
 		return s.closer.Close()
 	}

@@ -296,37 +296,57 @@ func (s *Server) reply(ctx context.Context, req *jsonrpc2.Request, result any, e
 	}
 }
 
-// call sends a request to the host and returns its raw result. The result is never
-// decoded by jsonrpc2 (see stream); a host error answer keeps its code and data.
+// call sends a request to the host and returns its raw result. Calls bypass jsonrpc2:
+// the stream encodes them (writeCall) and hands their answers back (expect), so neither
+// params nor results are ever re-encoded or decoded; a host error answer keeps its code
+// and data.
 func (s *Server) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	id := s.callID.Add(1)
 	key := strconv.FormatUint(id, 10)
-	s.stream.expect(key)
-	waiter, err := s.conn.Load().DispatchCall(ctx, method, params, jsonrpc2.PickID(jsonrpc2.ID{Num: id}))
-	if err != nil {
-		s.stream.takeResult(key)
+	answer := s.stream.expect(key)
+	select {
+	case <-s.stream.gone:
+		s.stream.forget(key)
+		return nil, fmt.Errorf("%s: %w", method, jsonrpc2.ErrClosed)
+	default:
+	}
+	if err := s.stream.writeCall(key, method, params); err != nil {
+		s.stream.forget(key)
 		return nil, fmt.Errorf("sending %s to the host: %w", method, err)
 	}
-	var ticket json.RawMessage
-	err = waiter.Wait(ctx, &ticket)
-	if ctx.Err() != nil && err != nil {
-		s.stream.abandon(key)
+	var (
+		a   callAnswer
+		err error
+	)
+	select {
+	case a = <-answer:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-s.stream.gone:
+		err = jsonrpc2.ErrClosed
 	}
-	result, _ := s.stream.takeResult(key)
-	var wireErr *jsonrpc2.Error
-	switch {
-	case errors.As(err, &wireErr):
-		hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, wireErr.Message)}
-		if wireErr.Data != nil {
-			hostErr.Data = *wireErr.Data
+	if err != nil {
+		s.stream.forget(key)
+		select {
+		case a = <-answer: // the answer came in at the same moment: take it
+			err = nil
+		default:
 		}
-		return nil, hostErr
+	}
+	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, fmt.Errorf("the host did not answer %s within the call timeout (%s): %w", method, s.cfg.CallTimeout, err)
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
-	return result, nil
+	if wireErr := a.err; wireErr != nil {
+		hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, wireErr.Message)}
+		if wireErr.Data != nil {
+			hostErr.Data = *wireErr.Data
+		}
+		return nil, hostErr
+	}
+	return a.result, nil
 }
 
 // notifyError sends an error notification with the full context.

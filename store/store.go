@@ -35,6 +35,18 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("data for topic %q is %d bytes, over the limit of %d (--max-store-bytes)", e.Topic, e.Size, e.Limit)
 }
 
+// WriteError is a write the file backend could not make durable (disk full, folder gone,
+// permissions). Nothing changed: the store and its file still hold the previous state.
+type WriteError struct {
+	Topic string
+	Err   error
+}
+
+func (e *WriteError) Error() string {
+	return fmt.Sprintf("the write to topic %q was not saved, nothing changed: %v", e.Topic, e.Err)
+}
+func (e *WriteError) Unwrap() error { return e.Err }
+
 type entry struct {
 	Revision engine.Revision `json:"revision"`
 	Data     json.RawMessage `json:"data"`
@@ -122,7 +134,7 @@ func (s *Store) Set(topic string, data json.RawMessage, expected *engine.Revisio
 	written := entry{Revision: next, Data: append(json.RawMessage(nil), data...)}
 	if s.file != nil {
 		if err := s.file.save(s.epoch, s.topics, topic, written); err != nil {
-			return "", err
+			return "", &WriteError{Topic: topic, Err: err}
 		}
 	}
 	s.topics[topic] = written
