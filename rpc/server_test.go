@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/state-sync/state-sync/engine"
+	"github.com/state-sync/state-sync/store"
 )
 
 // pipeServer runs a Server over in-memory pipes and returns the host's ends.
@@ -88,4 +90,6 @@ func TestErrorCodesSurviveWrapping(t *testing.T) {
 	require.NotErrorIs(t, wrapped, &Error{Code: CodeChannelExists})
 	require.EqualValues(t, CodeSyncFailed, toWire(wrapped).Code)
 	require.EqualValues(t, -32602, toWire(&engine.FieldError{Field: "topic", Err: io.EOF}).Code)
+	require.EqualValues(t, CodeStoreWriteFailed, toWire(fmt.Errorf("set: %w", &store.WriteError{Topic: "t", Err: io.ErrShortWrite})).Code)
+	require.EqualValues(t, CodeRevisionConflict, toWire(&store.ConflictError{Topic: "t", Expected: "1", Current: "2"}).Code)
 }

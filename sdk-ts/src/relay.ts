@@ -151,14 +151,17 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
     const channel = typeof params.channel === "string" ? params.channel : undefined;
     if (channel !== undefined) {
       const window = owners.get(channel);
-      const id = window === undefined ? undefined : window.nextId++;
-      if (window === undefined || id === undefined || !sendToWindow(window, { ...request, id })) {
-        answerSidecar(request.id, {
-          error: { code: ErrorCodes.UnknownChannel, message: `channel "${channel}": no window owns it any more` },
-        });
-        return;
+      if (window !== undefined) {
+        const id = window.nextId++;
+        window.sidecarIds.set(id, request.id); // before sending: the answer may come at once
+        if (sendToWindow(window, { ...request, id })) {
+          return;
+        }
+        window.sidecarIds.delete(id);
       }
-      window.sidecarIds.set(id, request.id);
+      answerSidecar(request.id, {
+        error: { code: ErrorCodes.UnknownChannel, message: `channel "${channel}": no window owns it any more` },
+      });
       return;
     }
     if (request.method === "getSnapshot" && typeof params.topic === "string") {
