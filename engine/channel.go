@@ -319,6 +319,11 @@ func (c *Channel) InvalidateRaw(payload json.RawMessage) {
 // Invalidate implements Sink for an event that was already validated.
 func (c *Channel) Invalidate(event InvalidationEvent) { c.invalidate(event, nil) }
 
+// debugOn reports whether debug logs are on. The hot paths (every event of every channel,
+// every refresh) ask first: the arguments of a Debug call are boxed, that is allocated,
+// even when the logger discards them.
+func (c *Channel) debugOn() bool { return c.log.Enabled(context.Background(), slog.LevelDebug) }
+
 func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 	if event.Topic != c.cfg.Topic {
 		c.log.Debug("ignore event of another topic", "eventTopic", event.Topic)
@@ -335,7 +340,9 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 	newEpoch := event.Epoch != "" && event.Epoch != c.epoch
 	if !newEpoch && c.appliedOnce && event.Revision.Compare(c.local) <= 0 {
 		c.counters.IgnoredEvents++
-		c.log.Debug("ignore stale event", "revision", event.Revision, "localRevision", c.local)
+		if c.debugOn() {
+			c.log.Debug("ignore stale event", "revision", event.Revision, "localRevision", c.local)
+		}
 		return
 	}
 	if c.wanted == "" || newEpoch && event.Epoch != c.wantedEpoch || event.Revision.Compare(c.wanted) > 0 {
@@ -427,7 +434,9 @@ func (c *Channel) work() {
 
 // refreshOnce fetches one snapshot and applies it if the revision gate lets it through.
 func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
-	c.log.Debug("refresh", "minRevision", req.MinRevision, "fresh", req.Fresh)
+	if c.debugOn() {
+		c.log.Debug("refresh", "minRevision", req.MinRevision, "fresh", req.Fresh)
+	}
 	callCtx, cancel := c.callContext(ctx)
 	snapshot, err := recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(callCtx, req) })
 	cancel()
@@ -506,7 +515,9 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 	c.mu.Unlock()
 	switch {
 	case err == nil:
-		c.log.Debug("applied", "revision", snapshot.Revision, "epoch", snapshot.Epoch)
+		if c.debugOn() {
+			c.log.Debug("applied", "revision", snapshot.Revision, "epoch", snapshot.Epoch)
+		}
 		return nil
 	case stopped:
 		return ErrStopped

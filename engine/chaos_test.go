@@ -48,7 +48,7 @@ import (
 // varies); CHAOS_EVENTS and CHAOS_DURATION scale it: it stops at whichever comes first.
 // task soak runs it long.
 func TestChaos(t *testing.T) {
-	settings := chaosSettingsFromEnv(t, 6000, 20*time.Second)
+	settings := chaosSettingsFromEnv(t, 15000, 20*time.Second)
 	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.seed, settings.seed, settings.events, settings.duration)
 	runtime.GC()
 	baseGoroutines := runtime.NumGoroutine()
@@ -273,6 +273,14 @@ func (u chaosUpstream) GetSnapshot(ctx context.Context, _ SnapshotRequest) (Snap
 	switch fault {
 	case "slow":
 		chaosSleep(ctx, delay)
+		w.mu.Lock()
+		if u.topic.epoch != epoch {
+			// Read before the source restarted, answered after: an answer from the old
+			// life, which may cost the shared cache one more fetch.
+			w.faults["getSnapshot slow across an epoch change"]++
+			u.topic.faulty++
+		}
+		w.mu.Unlock()
 	case "fail":
 		return Snapshot{}, errors.New("chaos: the source failed")
 	case "timeout":

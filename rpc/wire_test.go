@@ -1,0 +1,101 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The hand-written apply encoding must say what json.Marshal(applyParams) says: a field
+// added to applyParams and not to appendApplyHead fails here.
+func TestApplyEncodingMatchesJSONMarshal(t *testing.T) {
+	var p applyParams
+	v := reflect.ValueOf(&p).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch {
+		case f.Type() == reflect.TypeFor[json.RawMessage]():
+			f.Set(reflect.ValueOf(json.RawMessage(`{"theme":"dark","n":[1,2.5,null]}`)))
+		case f.Kind() == reflect.String:
+			f.SetString(fmt.Sprintf("v%d", i))
+		default:
+			t.Fatalf("applyParams.%s has a type appendApplyHead does not know: %s", v.Type().Field(i).Name, f.Type())
+		}
+	}
+	for _, epoch := range []string{p.Epoch, ""} {
+		p.Epoch = epoch
+		want, err := json.Marshal(p)
+		require.NoError(t, err)
+		var out bytes.Buffer
+		s := newStream(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+		require.NoError(t, s.writeCall("7", "apply", p))
+		var msg struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      int             `json:"id"`
+			Method  string          `json:"method"`
+			Params  json.RawMessage `json:"params"`
+		}
+		require.NoError(t, json.Unmarshal(out.Bytes(), &msg), out.String())
+		require.Equal(t, "2.0", msg.JSONRPC)
+		require.Equal(t, 7, msg.ID)
+		require.Equal(t, "apply", msg.Method)
+		require.JSONEq(t, string(want), string(msg.Params))
+		require.Equal(t, 1, bytes.Count(out.Bytes(), []byte("\n")), "one line")
+	}
+}
+
+func TestApplyEncodingEscapesNames(t *testing.T) {
+	p := applyParams{Channel: "w\"1\\\n<é>\u2028", Topic: "t", Revision: "3", Data: json.RawMessage(`1`)}
+	var out bytes.Buffer
+	s := newStream(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+	require.NoError(t, s.writeCall("1", "apply", p))
+	var msg struct {
+		Params applyParams `json:"params"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &msg), out.String())
+	require.Equal(t, p.Channel, msg.Params.Channel)
+}
+
+// Data is written as it came, unless it holds a raw CR or LF, which would split the line.
+func TestApplyDataStaysOnOneLine(t *testing.T) {
+	cases := map[string]string{
+		"verbatim":   `{"a": [1, 2],  "b":"x<y"}`,
+		"lf":         "{\n  \"a\": 1\n}",
+		"cr":         "{\"a\":\r1}",
+		"empty":      ``,
+		"escaped-lf": `"line\nbreak"`,
+	}
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			s := newStream(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+			p := applyParams{Channel: "c", Topic: "t", Revision: "1", Data: json.RawMessage(data)}
+			require.NoError(t, s.writeCall("1", "apply", p))
+			require.NoError(t, s.writeCall("2", "apply", p)) // the second from lineSafe's memory
+			lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
+			require.Len(t, lines, 2, out.String())
+			for _, line := range lines {
+				require.NotContains(t, string(line), "\r")
+				var msg struct {
+					Params struct {
+						Data json.RawMessage `json:"data"`
+					} `json:"params"`
+				}
+				require.NoError(t, json.Unmarshal(line, &msg))
+				switch {
+				case data == "":
+					require.Equal(t, "null", string(msg.Params.Data))
+				case !strings.ContainsAny(data, "\r\n"):
+					require.Equal(t, data, string(msg.Params.Data), "written byte for byte")
+				default:
+					require.JSONEq(t, data, string(msg.Params.Data))
+				}
+			}
+		})
+	}
+}
