@@ -72,7 +72,7 @@ func burst(bin, name, source string, channels, events int, advancing bool) (res 
 			last := min(uint64(base+(i+1)*chunkEvents), final)
 			before = func() { h.setSnapshot(last, data) }
 		}
-		h.w.send(before, c)
+		h.w.sendBulk(before, c)
 	}
 	at, err := h.wait(t, roundTimeout, fmt.Sprintf("burst %s", name))
 	if err != nil {
@@ -81,7 +81,7 @@ func burst(bin, name, source string, channels, events int, advancing bool) (res 
 	res.ConvergeMs = ms(at.Sub(t0))
 	// Let the tail of the burst (events still in the pipe when the last apply was read)
 	// be handled, so that late fetches count too: a request round trip is ordered after it.
-	if _, err := h.call("channel.status", fmt.Appendf(nil, `{"channel":%q}`, channelName(0)), setupTimeout); err != nil {
+	if _, err := h.callAfterBulk("channel.status", fmt.Appendf(nil, `{"channel":%q}`, channelName(0)), setupTimeout); err != nil {
 		return res, err
 	}
 	time.Sleep(20 * time.Millisecond) // a fetch started by the tail would be answered by now

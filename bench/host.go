@@ -273,13 +273,27 @@ func (h *host) errors() []string {
 
 // callAsync sends a request whose params are raw JSON and returns where the reply comes.
 func (h *host) callAsync(method string, params []byte) chan reply {
+	return h.request(method, params, false)
+}
+
+// callAfterBulk is call for a request that must reach the sidecar after every bulk
+// notification queued before it: its answer says they were all handled.
+func (h *host) callAfterBulk(method string, params []byte, timeout time.Duration) ([]byte, error) {
+	return h.await(h.request(method, params, true), timeout, method)
+}
+
+func (h *host) request(method string, params []byte, bulk bool) chan reply {
 	id := h.nextID.Add(1)
 	ch := make(chan reply, 1)
 	h.pmu.Lock()
 	h.pending[id] = ch
 	h.pmu.Unlock()
 	msg := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":%q,"params":`, id, method)
-	h.w.send(nil, msg, params, []byte("}\n"))
+	if bulk {
+		h.w.sendBulk(nil, msg, params, []byte("}\n"))
+	} else {
+		h.w.send(nil, msg, params, []byte("}\n"))
+	}
 	return ch
 }
 
@@ -392,11 +406,14 @@ func bounded(b []byte) string {
 	return string(b)
 }
 
-// writer owns the pipe to the child: send queues pieces and never blocks.
+// writer owns the pipe to the child: send queues pieces and never blocks. Answers and
+// requests (send) go before bulk notifications (sendBulk) that are still queued, as a
+// host that answers at once would do; bulk pieces keep their order among themselves.
 type writer struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	queue  []piece
+	bulk   []piece
 	closed bool
 	done   chan struct{}
 	w      *bufio.Writer
@@ -407,6 +424,7 @@ type writer struct {
 type piece struct {
 	b      []byte
 	before func()
+	first  bool // the first part of a message
 }
 
 func newWriter(w io.Writer) *writer {
@@ -420,15 +438,28 @@ func newWriter(w io.Writer) *writer {
 // part is written: a host changes its state, then announces the change.
 func (w *writer) send(before func(), parts ...[]byte) {
 	w.mu.Lock()
+	w.queue = appendPieces(w.queue, before, parts)
+	w.mu.Unlock()
+	w.cond.Signal()
+}
+
+// sendBulk queues parts behind every bulk piece queued before; answers may overtake them.
+func (w *writer) sendBulk(before func(), parts ...[]byte) {
+	w.mu.Lock()
+	w.bulk = appendPieces(w.bulk, before, parts)
+	w.mu.Unlock()
+	w.cond.Signal()
+}
+
+func appendPieces(q []piece, before func(), parts [][]byte) []piece {
 	for i, p := range parts {
-		pc := piece{b: p}
+		pc := piece{b: p, first: i == 0}
 		if i == 0 {
 			pc.before = before
 		}
-		w.queue = append(w.queue, pc)
+		q = append(q, pc)
 	}
-	w.mu.Unlock()
-	w.cond.Signal()
+	return q
 }
 
 func (w *writer) loop() {
@@ -436,14 +467,24 @@ func (w *writer) loop() {
 	var batch []piece
 	for {
 		w.mu.Lock()
-		for len(w.queue) == 0 && !w.closed {
+		for len(w.queue) == 0 && len(w.bulk) == 0 && !w.closed {
 			w.cond.Wait()
 		}
-		if len(w.queue) == 0 && w.closed {
+		if len(w.queue) == 0 && len(w.bulk) == 0 && w.closed {
 			w.mu.Unlock()
 			return
 		}
-		batch, w.queue = w.queue, batch[:0]
+		if len(w.queue) > 0 {
+			batch, w.queue = w.queue, batch[:0]
+		} else {
+			// One bulk message at a time (its parts together), then look for answers again.
+			n := 1
+			for n < len(w.bulk) && !w.bulk[n].first {
+				n++
+			}
+			batch = append(batch[:0], w.bulk[:n]...)
+			w.bulk = w.bulk[n:]
+		}
 		w.mu.Unlock()
 		for _, p := range batch {
 			if p.before != nil {

@@ -72,9 +72,9 @@ func ingest(bin, name string, channels, count int, stale bool) (res ingestResult
 			last := c.last
 			before = func() { h.setSnapshot(last, data) }
 		}
-		h.w.send(before, c.b)
+		h.w.sendBulk(before, c.b)
 	}
-	if _, err := h.call("channel.status", fmt.Appendf(nil, `{"channel":%q}`, channelName(0)), roundTimeout); err != nil {
+	if _, err := h.callAfterBulk("channel.status", fmt.Appendf(nil, `{"channel":%q}`, channelName(0)), roundTimeout); err != nil {
 		return res, fmt.Errorf("ingest %s: %w", name, err)
 	}
 	elapsed := time.Since(t0)

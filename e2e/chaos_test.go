@@ -130,8 +130,10 @@ type chaosChan struct {
 	topic *chaosTopic
 
 	// guarded by chaosHost.mu
-	state     string // opening, open, failed, closing, closed
-	closed    bool   // its channel.close answer was read
+	state     string        // opening, open, failed, closing, closed
+	opened    chan struct{} // closed when the channel.open answer arrived
+	openOK    bool
+	closed    bool // its channel.close answer was read
 	hasLast   bool
 	lastEpoch string
 	lastRev   uint64
@@ -693,7 +695,7 @@ func (h *chaosHost) open(tp *chaosTopic) {
 		h.mu.Unlock()
 		return
 	}
-	cc := &chaosChan{name: fmt.Sprintf("c%d", h.nextChan), topic: tp, state: "opening"}
+	cc := &chaosChan{name: fmt.Sprintf("c%d", h.nextChan), topic: tp, state: "opening", opened: make(chan struct{})}
 	h.nextChan++
 	h.chans[cc.name] = cc
 	h.order = append(h.order, cc)
@@ -703,6 +705,8 @@ func (h *chaosHost) open(tp *chaosTopic) {
 	h.call("channel.open", map[string]any{"channel": cc.name, "topic": tp.name, "source": tp.source}, func(_ json.RawMessage, err error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		cc.openOK = err == nil
+		close(cc.opened)
 		if err != nil {
 			h.counts["opens failed"]++
 			if code := rpcCode(err); code != -32007 && code != -32001 {
@@ -726,11 +730,26 @@ func (h *chaosHost) close(cc *chaosChan) {
 	cc.state = "closing"
 	h.mu.Unlock()
 	h.call("channel.close", map[string]any{"channel": cc.name}, func(_ json.RawMessage, err error) {
+		if err != nil && wasOpening && rpcCode(err) == -32001 {
+			// The close and the open went out on different goroutines, so the close may
+			// have been read first ("not open"). Once the open is answered, a host closes
+			// again what did open.
+			<-cc.opened
+			h.mu.Lock()
+			reopened := cc.openOK
+			h.mu.Unlock()
+			err = nil
+			if reopened {
+				ctx, cancel := context.WithTimeout(context.Background(), chaosWaitBound)
+				err = h.c.Call(ctx, "channel.close", map[string]any{"channel": cc.name}, nil)
+				cancel()
+			}
+		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		cc.state = "closed"
 		h.counts["channels closed"]++
-		if err != nil && !(wasOpening && rpcCode(err) == -32001) {
+		if err != nil {
 			h.violationLocked("channel.close %s: %v", cc.name, err)
 		}
 	})
@@ -1079,15 +1098,38 @@ func (h *chaosHost) converge() {
 		break
 	}
 
-	// channel.list agrees with what the windows applied.
-	var list struct {
+	// channel.list agrees with what the windows applied. An apply's answer may still be
+	// on its way to the sidecar when the host recorded it, so ask again (bounded) until
+	// it agrees.
+	type listed struct {
 		Channels []struct {
 			Channel       string `json:"channel"`
 			State         string `json:"state"`
 			LocalRevision string `json:"localRevision"`
 		} `json:"channels"`
 	}
-	require.NoError(h.t, h.c.Call(h.ctx(), "channel.list", nil, &list))
+	var list listed
+	agrees := func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(list.Channels) != len(open) {
+			return false
+		}
+		for _, st := range list.Channels {
+			cc := h.chans[st.Channel]
+			if cc == nil || st.LocalRevision != strconv.FormatUint(cc.lastRev, 10) {
+				return false
+			}
+		}
+		return true
+	}
+	for range 200 {
+		list = listed{}
+		require.NoError(h.t, h.c.Call(h.ctx(), "channel.list", nil, &list))
+		if agrees() {
+			break
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.counts["open at the end"] = len(open)

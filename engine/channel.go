@@ -93,7 +93,6 @@ type Channel struct {
 	working     bool     // the worker goroutine is running
 	dirty       bool     // an event arrived that the current run may not cover
 	fresh       bool     // Start, Refresh or resync asked for a fresh fetch
-	runMin      Revision // what the current run was asked to reach
 	runs        uint64   // runs started
 	waiters     []refreshWaiter
 	unsubscribe func()
@@ -393,14 +392,12 @@ func (c *Channel) work() {
 		c.mu.Lock()
 		if c.state == StateStopped || c.ctx.Err() != nil || (!c.dirty && !c.fresh) {
 			c.working = false
-			c.runMin = ""
 			c.mu.Unlock()
 			return
 		}
 		c.runs++
 		run := c.runs
 		req := SnapshotRequest{MinRevision: c.wanted, Epoch: c.wantedEpoch, Fresh: c.fresh}
-		c.runMin = c.wanted
 		c.dirty, c.fresh = false, false
 		c.counters.Refreshes++
 		ctx := c.ctx

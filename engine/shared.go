@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -94,7 +95,10 @@ func (s *SharedProvider) GetSnapshot(ctx context.Context, req SnapshotRequest) (
 		select {
 		case <-fetch.done:
 		case <-ctx.Done():
-			return Snapshot{}, fmt.Errorf("timed out waiting for the topic's shared snapshot fetch: %w", ctx.Err())
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return Snapshot{}, fmt.Errorf("timed out waiting for the topic's shared snapshot fetch: %w", ctx.Err())
+			}
+			return Snapshot{}, fmt.Errorf("stopped waiting for the topic's shared snapshot fetch: %w", ctx.Err())
 		}
 		if fetch.id > startedBefore {
 			return fetch.snapshot, fetch.err

@@ -41,10 +41,11 @@ var errTooLarge = errors.New("message too large")
 //
 //   - a malformed frame is answered right here (-32700 or -32600, id null when unknown)
 //     and reading goes on, where the stock codec would close the connection;
-//   - request params never reach jsonrpc2's decoder, which round-trips params through
-//     map[string]any: that would decode every snapshot's data. The stream parses the
-//     envelope only, keeps params raw in a table, and hands jsonrpc2 a small stand-in
-//     that carries a ticket;
+//   - requests never reach jsonrpc2's decoder, which round-trips params through
+//     map[string]any (that would decode every snapshot's data) and costs several decodes
+//     per message. The stream parses the envelope only, keeps params raw in a table, and
+//     hands the handler a jsonrpc2.Request whose params are a ticket into that table, on
+//     the reading goroutine, in arrival order (see start);
 //   - calls to the host (getSnapshot, apply) bypass jsonrpc2 both ways: writeCall encodes
 //     them directly, the snapshot's data written as it is, never re-encoded or copied
 //     (jsonrpc2 would compact it four times per apply), and the stream hands each answer
@@ -68,6 +69,9 @@ type stream struct {
 	calls      map[string]chan callAnswer // calls to the host waiting for their answer, by id
 	gone       chan struct{}              // closed once the input has ended or the stream is closed
 	goneOnce   sync.Once
+
+	ready    chan struct{}           // closed by start: ReadObject waits for it
+	dispatch func(*jsonrpc2.Request) // set by start; nil: requests go to jsonrpc2 as stand-ins
 }
 
 // callAnswer is the host's answer to one of our calls: a raw result, or its error.
@@ -86,6 +90,7 @@ func newStream(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *t
 		params:   map[uint64]json.RawMessage{},
 		calls:    map[string]chan callAnswer{},
 		gone:     make(chan struct{}),
+		ready:    make(chan struct{}),
 	}
 	if c, ok := r.(io.Closer); ok {
 		s.closer = c
@@ -103,9 +108,18 @@ type envelope struct {
 	Error   json.RawMessage `json:"error"`
 }
 
+// start lets ReadObject run. With dispatch, every request is handed to dispatch right on
+// the reading goroutine, in arrival order, and ReadObject returns only when the input
+// ends; without, requests go to jsonrpc2 as stand-in messages (which it decodes again).
+func (s *stream) start(dispatch func(*jsonrpc2.Request)) {
+	s.dispatch = dispatch
+	close(s.ready)
+}
+
 // ReadObject implements jsonrpc2.ObjectStream. It returns only well-formed messages;
 // everything else is answered and skipped. It fails only when the input ends.
 func (s *stream) ReadObject(v any) error {
+	<-s.ready
 	for {
 		frame, err := s.readFrame()
 		if errors.Is(err, errTooLarge) {
@@ -117,11 +131,19 @@ func (s *stream) ReadObject(v any) error {
 			return err
 		}
 		s.trace.frame("<-", frame)
-		small, ok := s.admit(frame)
+		req, ok := s.admit(frame)
 		if !ok {
 			continue
 		}
-		if err := json.Unmarshal(small, v); err != nil {
+		if s.dispatch != nil {
+			s.dispatch(req)
+			continue
+		}
+		small, err := json.Marshal(req)
+		if err == nil {
+			err = json.Unmarshal(small, v)
+		}
+		if err != nil {
 			// admit only builds messages jsonrpc2 accepts; reaching this is a bug.
 			s.writeError(nil, jsonrpc2.CodeInternalError, "internal error decoding a message: "+err.Error())
 			continue
@@ -130,9 +152,10 @@ func (s *stream) ReadObject(v any) error {
 	}
 }
 
-// admit checks a frame and returns the stand-in message for jsonrpc2, or answers the
-// frame with an error and returns false.
-func (s *stream) admit(frame []byte) ([]byte, bool) {
+// admit checks a frame and returns the request it carries, its params replaced by a
+// ticket (see takeParams); it hands an answer to one of our calls to its caller, and
+// answers a malformed frame with an error. It returns false for anything but a request.
+func (s *stream) admit(frame []byte) (*jsonrpc2.Request, bool) {
 	trimmed := bytes.TrimSpace(frame)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		if !json.Valid(trimmed) {
@@ -170,17 +193,12 @@ func (s *stream) admit(frame []byte) ([]byte, bool) {
 			s.writeError(nil, jsonrpc2.CodeInvalidRequest, `invalid request: "id" must be a string or a non-negative integer`)
 			return nil, false
 		}
-		ticket := s.keepParams(env.Params)
-		methodJSON, _ := json.Marshal(method)
-		msg := []byte(`{"jsonrpc":"2.0","method":`)
-		msg = append(msg, methodJSON...)
-		if len(env.ID) > 0 {
-			msg = append(msg, `,"id":`...)
-			msg = append(msg, id...)
+		ticket := json.RawMessage(strconv.AppendUint(nil, s.keepParams(env.Params), 10))
+		req := &jsonrpc2.Request{Method: method, Params: &ticket, Notif: len(env.ID) == 0}
+		if !req.Notif {
+			req.ID = requestID(id)
 		}
-		msg = append(msg, `,"params":`...)
-		msg = strconv.AppendUint(msg, ticket, 10)
-		return append(msg, '}'), true
+		return req, true
 	case isResponse && !isRequest && idOK:
 		s.deliver(string(id), env)
 		return nil, false
@@ -212,6 +230,17 @@ func canonicalID(raw json.RawMessage) ([]byte, bool) {
 		return nil, false
 	}
 	return strconv.AppendInt(nil, n, 10), true
+}
+
+// requestID is a canonical id as jsonrpc2 would have read it.
+func requestID(id []byte) jsonrpc2.ID {
+	if id[0] == '"' {
+		var s string
+		_ = json.Unmarshal(id, &s)
+		return jsonrpc2.ID{Str: s, IsString: true}
+	}
+	n, _ := strconv.ParseUint(string(id), 10, 64)
+	return jsonrpc2.ID{Num: n}
 }
 
 func idOrNull(id []byte, ok bool) []byte {

@@ -158,13 +158,19 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	s.stream = newStream(s.cfg.Framing, r, w, s.cfg.MaxMessageBytes, trace)
 	connLog := log.New(slogWriter{s.log}, "", 0)
-	conn := jsonrpc2.NewConn(ctx, s.stream, s, jsonrpc2.SetLogger(connLog))
+	// Handlers get connCtx, which ends when the connection does (as jsonrpc2's own context
+	// would): the stream hands requests straight to Handle, not through jsonrpc2.
+	connCtx, cancelConn := context.WithCancel(ctx)
+	defer cancelConn()
+	conn := jsonrpc2.NewConn(connCtx, s.stream, s, jsonrpc2.SetLogger(connLog))
 	s.conn.Store(conn)
+	s.stream.start(func(req *jsonrpc2.Request) { s.Handle(connCtx, conn, req) })
 
 	reason := "signal"
 	select {
 	case <-conn.DisconnectNotify():
 		reason = "stdin closed"
+		cancelConn()
 	case <-s.shutdown:
 		reason = "shutdown request"
 	case <-ctx.Done():
@@ -172,6 +178,7 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	s.log.Info("stopping", "reason", reason)
 	s.stopAll()
 	_ = conn.Close()
+	cancelConn()
 	_ = s.ops.Wait()
 	return nil
 }
