@@ -90,10 +90,10 @@ type Channel struct {
 	appliedOnce bool // since Start; the first snapshot after Start is always applied
 	wanted      Revision
 	wantedEpoch string
-	working     bool     // the worker goroutine is running
-	dirty       bool     // an event arrived that the current run may not cover
-	fresh       bool     // Start, Refresh or resync asked for a fresh fetch
-	runs        uint64   // runs started
+	working     bool   // the worker goroutine is running
+	dirty       bool   // an event arrived that the current run may not cover
+	fresh       bool   // Start, Refresh or resync asked for a fresh fetch
+	runs        uint64 // runs started
 	waiters     []refreshWaiter
 	unsubscribe func()
 	counters    Counters
