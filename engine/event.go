@@ -46,6 +46,14 @@ type rawEvent struct {
 // shape returns a *FieldError (or a plain error for a payload that is not a JSON object);
 // it never panics.
 func ParseEvent(payload []byte) (InvalidationEvent, error) {
+	if ev, ok := parseEventFast(payload); ok {
+		return ev, nil
+	}
+	return parseEventSlow(payload)
+}
+
+// parseEventSlow is ParseEvent's general path: any payload, every error worded.
+func parseEventSlow(payload []byte) (InvalidationEvent, error) {
 	trimmed := bytes.TrimSpace(payload)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return InvalidationEvent{}, fieldErrorf("event", "want a JSON object {topic, revision}, got %s", describeJSON(trimmed))

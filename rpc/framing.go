@@ -166,7 +166,9 @@ func (s *stream) admit(frame []byte) (*jsonrpc2.Request, bool) {
 		return nil, false
 	}
 	var env envelope
-	if err := json.Unmarshal(trimmed, &env); err != nil {
+	if splitEnvelope(trimmed, &env) {
+		// the common path; anything else goes through json.Unmarshal and its messages
+	} else if err := json.Unmarshal(trimmed, &env); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			s.writeError(nil, jsonrpc2.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object")

@@ -310,6 +310,9 @@ func (s *Server) detach(ch *channel) *engine.SharedProvider {
 	}
 	t := ch.topic
 	delete(t.channels, ch.name)
+	if ch.sink != nil {
+		t.sinks = withoutSink(t.sinks, ch.sink)
+	}
 	if len(t.channels) == 0 && s.topics[t.name] == t {
 		delete(s.topics, t.name)
 		closeShared = t.shared
@@ -492,12 +495,7 @@ func (s *Server) invalidate(params json.RawMessage) (int, error) {
 			return 0, errorf(CodeSourceConflict, "topic %q is served by the embedded store, which invalidates its channels itself: write with state.set instead", quoteBounded(event.Topic))
 		}
 		if t != nil {
-			sinks = make([]engine.Sink, 0, len(t.channels))
-			for _, ch := range t.channels {
-				if ch.sink != nil {
-					sinks = append(sinks, ch.sink)
-				}
-			}
+			sinks = t.sinks // replaced, never changed in place: safe to use after unlocking
 		}
 	}
 	s.mu.Unlock()
@@ -624,9 +622,16 @@ type subscription struct {
 func (sub subscription) Subscribe(_ context.Context, sink engine.Sink) (func(), error) {
 	sub.s.mu.Lock()
 	sub.ch.sink = sink
+	t := sub.ch.topic
+	if t.channels[sub.ch.name] == sub.ch { // not closed meanwhile
+		t.sinks = append(t.sinks[:len(t.sinks):len(t.sinks)], sink) // a new slice
+	}
 	sub.s.mu.Unlock()
 	return func() {
 		sub.s.mu.Lock()
+		if sub.ch.sink != nil {
+			t.sinks = withoutSink(t.sinks, sub.ch.sink)
+		}
 		sub.ch.sink = nil
 		sub.s.mu.Unlock()
 	}, nil

@@ -124,6 +124,21 @@ type topic struct {
 	source   Source
 	channels map[string]*channel
 	shared   *engine.SharedProvider // source host only
+	// sinks are the subscribed sinks of channels, what an invalidate of the topic reaches.
+	// Guarded by Server.mu and replaced, never changed in place, so that a reader can use
+	// it after unlocking: routing an event costs no allocation and no map walk.
+	sinks []engine.Sink
+}
+
+// withoutSink returns sinks without sink, as a new slice.
+func withoutSink(sinks []engine.Sink, sink engine.Sink) []engine.Sink {
+	out := make([]engine.Sink, 0, len(sinks))
+	for _, s := range sinks {
+		if s != sink {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 type channel struct {

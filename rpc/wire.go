@@ -98,3 +98,116 @@ func (s *stream) lineSafe(data json.RawMessage) []byte {
 	s.plain.Store(&plainData{ptr: ptr, n: len(data), out: out})
 	return out
 }
+
+// splitEnvelope is the fast way to read a message's members raw: one validating pass
+// (json.Valid) and one pass that finds where each member's value starts and ends, the
+// values sliced out of the frame, never copied. It reports false, leaving the work to
+// json.Unmarshal and its error messages, for anything off the common path: invalid JSON,
+// not an object, a member name that is not exactly one of the envelope's (encoding/json
+// would match "Method" too), an escaped or repeated name.
+func splitEnvelope(b []byte, env *envelope) bool {
+	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+		return false
+	}
+	var seen [6]bool
+	i := 1
+	for {
+		i = skipSpace(b, i)
+		if b[i] == '}' {
+			return true
+		}
+		// A member name: valid JSON, so a string.
+		end := i + 1
+		for end < len(b) && b[end] != '"' && b[end] != '\\' {
+			end++
+		}
+		if b[end] != '"' {
+			return false // an escape in the name
+		}
+		name := b[i+1 : end]
+		i = skipSpace(b, end+1) + 1 // past ':'
+		i = skipSpace(b, i)
+		valueEnd := skipJSONValue(b, i)
+		value := json.RawMessage(b[i:valueEnd])
+		var slot *json.RawMessage
+		var k int
+		switch string(name) {
+		case "jsonrpc":
+			slot, k = &env.JSONRPC, 0
+		case "id":
+			slot, k = &env.ID, 1
+		case "method":
+			slot, k = &env.Method, 2
+		case "params":
+			slot, k = &env.Params, 3
+		case "result":
+			slot, k = &env.Result, 4
+		case "error":
+			slot, k = &env.Error, 5
+		default:
+			return false
+		}
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		*slot = value
+		i = skipSpace(b, valueEnd)
+		if b[i] == ',' {
+			i++
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSONValue returns where the value at b[i] ends; b is valid JSON.
+func skipJSONValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipJSONString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = skipJSONString(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	default: // a number, true, false or null
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+			j++
+		}
+		return j
+	}
+}
+
+// skipJSONString returns the index after the string starting at b[i].
+func skipJSONString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		k := bytes.IndexAny(b[j:], `"\`)
+		if k < 0 {
+			return len(b)
+		}
+		j += k
+		if b[j] == '"' {
+			return j + 1
+		}
+		j++ // the escaped byte
+	}
+	return len(b)
+}

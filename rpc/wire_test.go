@@ -99,3 +99,30 @@ func TestApplyDataStaysOnOneLine(t *testing.T) {
 		})
 	}
 }
+
+// splitEnvelope must read exactly what json.Unmarshal reads, whenever it takes a message.
+func FuzzSplitEnvelope(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","method":"invalidate","params":{"topic":"t","revision":"1"}}`,
+		`{"jsonrpc":"2.0","id":7,"result":{"revision":"3","data":{"a":"x\"}y","b":[1,{"c":null}]}}}`,
+		`{"jsonrpc":"2.0","id":"a\"b","error":{"code":-1,"message":"m","data":[true,false]}}`,
+		` { "jsonrpc" : "2.0" , "id" : 1 , "method" : "m" , "params" : [ ] } `,
+		`{"jsonrpc":"2.0","Method":"m"}`,
+		`{"jsonrpc":"2.0","id":1,"id":2,"result":0}`,
+		`{"json\u0072pc":"2.0","method":"m"}`,
+		`{"jsonrpc":"2.0","method":"m","extra":{"deep":[[[]]]}}`,
+		`{"jsonrpc":"2.0","method":"m","params":"\\"}`,
+		`{}`, `[]`, `{"a":}`, `{"jsonrpc":"2.0","result":null,"id":-0.5e3}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast envelope
+		if !splitEnvelope(b, &fast) {
+			return
+		}
+		var slow envelope
+		require.NoError(t, json.Unmarshal(b, &slow), "splitEnvelope took what json.Unmarshal rejects: %q", b)
+		require.Equal(t, slow, fast, "%q", b)
+	})
+}

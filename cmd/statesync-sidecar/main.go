@@ -144,6 +144,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cfg.Trace = stderr
 	}
 
+	// A host that dies mid-write closes our stdout: the write must fail with EPIPE (and the
+	// sidecar exit 0 on the stdin EOF that follows), not kill the process with SIGPIPE,
+	// which Go delivers for writes to fds 1 and 2 unless the signal is ignored.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if *parentPID > 0 {

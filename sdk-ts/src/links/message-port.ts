@@ -3,6 +3,13 @@ import type { JsonRpcMessage, Link } from "../link.js";
 type Listener = (event: unknown) => void;
 
 /**
+ * A handler property typed as a method, so that it is compared bivariantly: the DOM's
+ * `onmessage` takes a `MessageEvent`, which a `(event: unknown) => void` property would
+ * refuse under `strictFunctionTypes`.
+ */
+type HandlerProperty = { handle(event: unknown): void }["handle"];
+
+/**
  * What the link needs of a port, matched by shape: the DOM MessagePort (Electron
  * renderer, browsers, workers), Node's worker_threads MessagePort, Electron's
  * MessagePortMain (which has `on` instead of `addEventListener`), or anything with
@@ -14,7 +21,7 @@ export interface MessagePortLike {
   removeEventListener?(type: "message" | "close", listener: Listener): void;
   on?(type: "message" | "close", listener: Listener): unknown;
   off?(type: "message" | "close", listener: Listener): unknown;
-  onmessage?: Listener | null;
+  onmessage?: HandlerProperty | null;
   start?(): void;
   close?(): void;
 }

@@ -54,12 +54,12 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
     ...(options.onInvalidLine === undefined ? {} : { onInvalidLine: options.onInvalidLine }),
   });
   const stdoutText = new TextDecoder(); // streaming: a UTF-8 character may span chunks
-  command.stdout.on("data", (chunk: string | Uint8Array) => {
-    decoder.push(typeof chunk === "string" ? chunk : stdoutText.decode(chunk, { stream: true }));
+  command.stdout.on("data", (chunk: RawChunk) => {
+    decoder.push(typeof chunk === "string" ? chunk : stdoutText.decode(bytesOf(chunk), { stream: true }));
   });
   const stderrText = new TextDecoder();
-  command.stderr.on("data", (chunk: string | Uint8Array) => {
-    options.onStderr?.(typeof chunk === "string" ? chunk : stderrText.decode(chunk, { stream: true }));
+  command.stderr.on("data", (chunk: RawChunk) => {
+    options.onStderr?.(typeof chunk === "string" ? chunk : stderrText.decode(bytesOf(chunk), { stream: true }));
   });
 
   const finish = (error?: Error): void => {
@@ -140,4 +140,14 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
         .finally(() => clearTimeout(timer));
     },
   };
+}
+
+/**
+ * The plugin types raw chunks as Uint8Array, but its Rust side sends them through a Tauri
+ * Channel as serde JSON, so a webview gets a plain array of numbers (`Vec<u8>`).
+ */
+type RawChunk = string | Uint8Array | readonly number[];
+
+function bytesOf(chunk: Uint8Array | readonly number[]): Uint8Array {
+  return ArrayBuffer.isView(chunk) ? chunk : Uint8Array.from(chunk);
 }

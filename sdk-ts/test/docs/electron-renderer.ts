@@ -1,0 +1,18 @@
+// renderer.ts: the page
+import { connect, createRevisionSync } from "@state-sync/sdk";
+import { createMessagePortLink } from "@state-sync/sdk/message-port";
+
+window.addEventListener("message", async (event) => {
+  const [port] = event.ports;
+  // Only the port our preload posted: from this very window, under our name.
+  if (event.source !== window || event.data !== "state-sync:port" || port === undefined) return;
+  const client = await connect(createMessagePortLink(port));
+  const settings = createRevisionSync({
+    topic: "app-config",
+    connection: client,
+    applier: { apply: ({ data }) => console.log("app-config is now", data) },
+  });
+  await settings.start(); // the current state is applied before start() resolves
+  // Any window may write; every window, this one included, applies the new revision.
+  document.querySelector("#dark")?.addEventListener("click", () => void client.set("app-config", { theme: "dark" }));
+});

@@ -1,0 +1,232 @@
+import { execFile } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// What a user of the published package gets: `npm pack` on a fresh checkout of sdk-ts (no
+// dist/, so the `prepack` script has to build it), installed offline into an empty project.
+// The checkout is a copy in a temp folder, so sdk-ts/dist is never touched while other
+// tests run.
+
+const run = promisify(execFile);
+const sdk = fileURLToPath(new URL("../../", import.meta.url));
+const pkg = JSON.parse(readFileSync(join(sdk, "package.json"), "utf8")) as {
+  name: string;
+  exports: Record<string, { types: string; import: string }>;
+  dependencies?: Record<string, string>;
+};
+const subpaths = Object.keys(pkg.exports); // ".", "./node", …
+const specifier = (subpath: string) => (subpath === "." ? pkg.name : `${pkg.name}${subpath.slice(1)}`);
+const tsc = join(sdk, "node_modules", "typescript", "bin", "tsc");
+
+let work = "";
+let consumer = "";
+let installed = "";
+let packed: string[] = [];
+
+async function npm(args: string[], cwd: string) {
+  return run("npm", args, { cwd, shell: process.platform === "win32", maxBuffer: 16 * 1024 * 1024 });
+}
+
+async function node(script: string, cwd: string): Promise<string> {
+  const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd });
+  return stdout;
+}
+
+/** Links a package from sdk-ts's node_modules into the consumer, as if the user had installed it. */
+function provide(name: string) {
+  const target = join(consumer, "node_modules", name);
+  mkdirSync(dirname(target), { recursive: true });
+  symlinkSync(join(sdk, "node_modules", name), target, "junction");
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), "state-sync-pack-"));
+  const checkout = join(work, "checkout");
+  cpSync(sdk, checkout, {
+    recursive: true,
+    filter: (source) => {
+      const top = relative(sdk, source).split(/[\\/]/)[0];
+      return top !== "node_modules" && top !== "dist";
+    },
+  });
+  // The build tools come from the real install; npm pack never packs node_modules.
+  symlinkSync(join(sdk, "node_modules"), join(checkout, "node_modules"), "junction");
+  await npm(["pack", "--pack-destination", work], checkout);
+  const tarball = readdirSync(work).find((name) => name.endsWith(".tgz"));
+  if (tarball === undefined) throw new Error(`npm pack wrote no tarball in ${work}`);
+
+  consumer = join(work, "consumer");
+  mkdirSync(consumer);
+  writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+  // An empty cache: nothing can come from anywhere but the tarball.
+  await npm(
+    ["install", "--offline", "--no-audit", "--no-fund", "--cache", join(work, "npm-cache"), join(work, tarball)],
+    consumer,
+  );
+  installed = join(consumer, "node_modules", ...pkg.name.split("/"));
+  packed = listFiles(installed);
+}, 180_000);
+
+afterAll(() => {
+  if (work !== "") rmSync(work, { recursive: true, force: true });
+});
+
+function listFiles(root: string, dir = root): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory()
+      ? listFiles(root, join(dir, entry.name))
+      : [relative(root, join(dir, entry.name)).split("\\").join("/")],
+  );
+}
+
+describe("the npm package", () => {
+  it("holds the built files of every export, the README and nothing else", () => {
+    for (const subpath of subpaths) {
+      const target = pkg.exports[subpath];
+      expect(packed, `exports["${subpath}"]`).toContain(target?.import.slice(2));
+      expect(packed, `exports["${subpath}"]`).toContain(target?.types.slice(2));
+    }
+    expect(packed.filter((file) => !file.startsWith("dist/")).sort()).toEqual(["README.md", "package.json"]);
+    // Every relative import of a packed file (the shared chunks, the .d.ts helpers) is packed
+    // too; a declaration file's "./x.js" is TypeScript's name for ./x.d.ts.
+    for (const file of packed.filter((name) => /\.(js|d\.ts)$/.test(name))) {
+      const text = readFileSync(join(installed, file), "utf8");
+      for (const [, target = ""] of text.matchAll(/(?:from|import)\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+        const path = relative(installed, resolve(dirname(join(installed, file)), target))
+          .split("\\")
+          .join("/");
+        expect(packed, `${file} imports ${target}`).toContain(
+          file.endsWith(".d.ts") ? path.replace(/\.js$/, ".d.ts") : path,
+        );
+      }
+    }
+  });
+
+  it("installs offline into an empty project, alone: it has no runtime dependencies", () => {
+    expect(pkg.dependencies ?? {}).toEqual({});
+    const modules = readdirSync(join(consumer, "node_modules")).filter((name) => !name.startsWith("."));
+    expect(modules).toEqual([pkg.name.split("/")[0]]);
+  });
+
+  it("imports every subpath but ./tauri in Node as ESM without any peer, with the exports of src/", async () => {
+    const others = subpaths.filter((subpath) => subpath !== "./tauri");
+    const script = `
+      const keys = {};
+      for (const [subpath, name] of ${JSON.stringify(others.map((subpath) => [subpath, specifier(subpath)]))}) {
+        keys[subpath] = Object.keys(await import(name)).sort();
+      }
+      console.log(JSON.stringify(keys));`;
+    const keys = JSON.parse(await node(script, consumer)) as Record<string, string[]>;
+    for (const subpath of others) {
+      const source = subpath === "." ? "index" : subpath.slice(2);
+      const expected = Object.keys(await import(`../../src/${source}.js`)).sort();
+      expect(keys[subpath], specifier(subpath)).toEqual(expected);
+    }
+  });
+
+  it("imports ./tauri once the app has @tauri-apps/plugin-shell, and not before (a peer, not bundled)", async () => {
+    const script = `console.log(Object.keys(await import(${JSON.stringify(specifier("./tauri"))})).join())`;
+    await expect(node(script, consumer)).rejects.toThrow(/@tauri-apps\/plugin-shell/);
+    provide("@tauri-apps/plugin-shell");
+    provide("@tauri-apps/api");
+    expect((await node(script, consumer)).trim()).toBe(Object.keys(await import("../../src/tauri.js")).join());
+  });
+
+  it("type-checks a consumer of every subpath with the bundler and node16 module resolutions", async () => {
+    for (const peer of ["@types/node", "@tauri-apps/plugin-shell", "@tauri-apps/api", "pinia"]) {
+      if (!existsSync(join(consumer, "node_modules", peer))) provide(peer);
+    }
+    writeFileSync(join(consumer, "consumer.ts"), consumerSource());
+    const compile = (resolution: "bundler" | "node16") =>
+      run(
+        process.execPath,
+        [
+          tsc,
+          "--noEmit",
+          "--strict",
+          "--exactOptionalPropertyTypes",
+          "--target",
+          "es2022",
+          "--lib",
+          "es2022,dom",
+          "--types",
+          "node",
+          "--skipLibCheck", // as app templates do; the probes below catch types that resolve to any
+          "--module",
+          resolution === "bundler" ? "esnext" : "node16",
+          "--moduleResolution",
+          resolution,
+          "consumer.ts",
+        ],
+        { cwd: consumer },
+      ).catch((error: { stdout?: string }) => {
+        throw new Error(`tsc --moduleResolution ${resolution}:\n${error.stdout ?? String(error)}`);
+      });
+    await Promise.all([compile("bundler"), compile("node16")]);
+  });
+});
+
+/** Uses one export of each subpath; each @ts-expect-error fails the build if the types were any. */
+function consumerSource(): string {
+  const probes: Record<string, string> = {
+    ".": `import { connect, createRevisionSync, type Link, type RevisionSyncHandle } from "${specifier(".")}";
+export async function core(link: Link): Promise<RevisionSyncHandle> {
+  const client = await connect(link);
+  // @ts-expect-error the topic is required
+  createRevisionSync({ connection: client, applier: { apply() {} } });
+  return createRevisionSync({ topic: "t", connection: client, applier: { apply({ revision }) { revision satisfies string; } } });
+}`,
+    "./node": `import { createNodeLink, type NodeLink } from "${specifier("./node")}";
+export const node: NodeLink = createNodeLink("statesync-sidecar", { onStderr: (line: string) => void line });
+// @ts-expect-error a path is a string
+createNodeLink(42);`,
+    "./tauri": `import { createTauriLink, type TauriLink } from "${specifier("./tauri")}";
+export const tauri: Promise<TauriLink> = createTauriLink({ program: "binaries/statesync-sidecar" });
+// @ts-expect-error args are strings
+createTauriLink({ args: [1] });`,
+    "./message-port": `import { createMessagePortLink } from "${specifier("./message-port")}";
+export const port = createMessagePortLink(new MessageChannel().port1);
+// @ts-expect-error a port has postMessage
+createMessagePortLink({});`,
+    "./memory": `import { createMemoryLinkPair } from "${specifier("./memory")}";
+import type { Link as CoreLink } from "${specifier(".")}";
+export const pair: [CoreLink, CoreLink] = createMemoryLinkPair();
+// @ts-expect-error takes no arguments
+createMemoryLinkPair(1);`,
+    "./relay": `import { createSidecarHost, type SidecarHost } from "${specifier("./relay")}";
+import { createMemoryLinkPair as pairOf } from "${specifier("./memory")}";
+export const host: SidecarHost = createSidecarHost({ link: pairOf()[0] });
+// @ts-expect-error the link is required
+createSidecarHost({});`,
+    "./pinia": `import { piniaApplier } from "${specifier("./pinia")}";
+import { defineStore } from "pinia";
+export const settings = piniaApplier(defineStore("settings", { state: () => ({ theme: "dark" }) })());
+// @ts-expect-error a Pinia store
+piniaApplier(42);`,
+    "./zustand": `import { zustandApplier } from "${specifier("./zustand")}";
+export const zustand = zustandApplier({ setState() {} });
+// @ts-expect-error a store with setState
+zustandApplier({});`,
+  };
+  expect(Object.keys(probes).sort(), "a probe for every subpath export").toEqual([...subpaths].sort());
+  const imports: string[] = [];
+  const bodies: string[] = [];
+  for (const probe of Object.values(probes)) {
+    for (const line of probe.split("\n")) (line.startsWith("import ") ? imports : bodies).push(line);
+  }
+  return `${imports.join("\n")}\n\n${bodies.join("\n")}\n`;
+}
