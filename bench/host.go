@@ -71,12 +71,15 @@ type target struct {
 	at        time.Time
 }
 
+// sidecarArgs come before a scenario's own arguments on every sidecar spawned (--profile).
+var sidecarArgs []string
+
 // channelName is the name of channel i in every scenario.
 func channelName(i int) string { return fmt.Sprintf("c%04d", i) }
 
 // startHost spawns the sidecar for a scenario with channels channel names known upfront.
 func startHost(bin string, args []string, channels int) (*host, error) {
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, append(append([]string(nil), sidecarArgs...), args...)...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

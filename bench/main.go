@@ -38,6 +38,7 @@ type config struct {
 	only     map[string]bool
 	channels []int // fan-out channel counts; nil: the plan's
 	sizesKiB []int // fan-out snapshot sizes; nil: the plan's
+	profile  string
 }
 
 // report is everything a run measured; written as JSON.
@@ -66,6 +67,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == echoMode {
 		os.Exit(runEcho(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == sidecarMode {
+		os.Exit(runSidecar(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout))
 }
 
@@ -79,6 +83,7 @@ func run(args []string, out io.Writer) int {
 	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store (default: all)")
 	flags.IntSliceVar(&cfg.channels, "fanout-channels", nil, "fan-out channel counts to run (default 1,10,100,1000)")
 	flags.IntSliceVar(&cfg.sizesKiB, "fanout-kib", nil, "fan-out snapshot sizes in KiB (default 1,256)")
+	flags.StringVar(&cfg.profile, "profile", "", "measure this binary as an in-process sidecar that writes CPU and allocation profiles into this folder (see profile.go)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -92,6 +97,20 @@ func run(args []string, out io.Writer) int {
 		}
 	}
 	root := moduleRoot()
+	if cfg.profile != "" {
+		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		abs, _ := filepath.Abs(cfg.profile)
+		sidecarArgs = []string{sidecarMode, "--profile-dir", abs}
+		cfg.bin = self
+	}
 	if cfg.bin == "" {
 		dir, err := os.MkdirTemp("", "statesync-bench-")
 		if err != nil {
@@ -164,8 +183,10 @@ func planFor(quick bool) plan {
 		return p
 	}
 	p.fan = budget{warmup: 10, rounds: 200, minRounds: 200, maxTime: 10 * time.Second}
-	p.fanBig = budget{warmup: 2, rounds: 200, minRounds: 10, maxTime: 8 * time.Second}
-	p.floor = budget{warmup: 10, rounds: 200, minRounds: 20, maxTime: 4 * time.Second}
+	// A 1,000 × 256 KiB round moves 256 MiB (sidecar and floor alike): 200 rounds of it
+	// take about a minute here, which these caps bound on a slower machine.
+	p.fanBig = budget{warmup: 2, rounds: 200, minRounds: 10, maxTime: 45 * time.Second}
+	p.floor = budget{warmup: 10, rounds: 200, minRounds: 20, maxTime: 24 * time.Second}
 	p.ingestEvents = 500000
 	p.spawns = 30
 	p.store = budget{warmup: 10, rounds: 200, minRounds: 200, maxTime: 10 * time.Second}
@@ -287,7 +308,7 @@ func measure(cfg config, out io.Writer) *report {
 			st.BinaryBytes = fi.Size()
 		}
 		progress("cold start, memory")
-		samples, err := coldStart(cfg.bin, nil, p.spawns)
+		samples, err := coldStart(cfg.bin, sidecarArgs, p.spawns)
 		if err != nil {
 			fail(err)
 		} else {
@@ -308,7 +329,7 @@ func measure(cfg config, out io.Writer) *report {
 		rep.Startup = st
 		tw := newTable(out, "measure", "value", "floor / note")
 		tw.row(fmt.Sprintf("cold start: spawn → initialize answered (median of %d)", st.ColdStart.N), fmtMs(st.ColdStart.P50),
-			fmt.Sprintf("%s: trivial Go child, spawn → one line echoed; p99 %s", fmtMs(st.ColdStartFloor.P50), fmtMs(st.ColdStart.P99)))
+			fmt.Sprintf("p99 %s; floor %s (a trivial Go child: spawn → one line echoed)", fmtMs(st.ColdStart.P99), fmtMs(st.ColdStartFloor.P50)))
 		tw.row("RSS idle (after initialize)", fmtBytes(st.RSSIdle), "VmRSS")
 		tw.row(fmt.Sprintf("RSS with %d open channels", st.Channels), fmtBytes(st.RSSChannels), "VmRSS; peak (VmHWM) "+fmtBytes(st.PeakChannels))
 		tw.row("binary size", fmtBytes(st.BinaryBytes), "go build, not stripped")

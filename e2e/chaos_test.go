@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,9 +49,10 @@ import (
 //     /proc) is back near its level after a warm-up round.
 //
 // CHAOS_SEED replays the host's random choices; CHAOS_EVENTS and CHAOS_DURATION scale the
-// run (whichever comes first). task soak runs it long.
+// run (whichever comes first); CHAOS_PLAIN=1 runs the binary built without -race, whose
+// memory is the one users get. task soak runs it long.
 func TestChaos(t *testing.T) {
-	settings := chaosSettingsFromEnv(t, 3000, 25*time.Second)
+	settings := chaosSettingsFromEnv(t, 5000, 25*time.Second)
 	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.seed, settings.seed, settings.events, settings.duration)
 	h := newChaosHost(t, settings)
 	h.start()
@@ -153,6 +156,7 @@ type chaosApplying struct{ timedOut bool }
 type chaosHost struct {
 	t        *testing.T
 	settings chaosSettings
+	plain    bool // CHAOS_PLAIN: the binary built without -race
 	driver   *rand.Rand
 	healed   atomic.Bool
 	c        *sidecar.Client
@@ -190,6 +194,7 @@ func newChaosHost(t *testing.T, s chaosSettings) *chaosHost {
 		t: t, settings: s,
 		driver:    rand.New(rand.NewPCG(s.seed, 0x5eed)),
 		faultRand: rand.New(rand.NewPCG(s.seed, 0xfa17)),
+		plain:     os.Getenv("CHAOS_PLAIN") != "",
 		chans:     map[string]*chaosChan{}, closeIDs: map[string]string{},
 		faults: map[string]int{}, errs: map[string]int{}, counts: map[string]int{}, codes: map[int64]int{},
 		changed: make(chan struct{}),
@@ -205,8 +210,12 @@ func newChaosHost(t *testing.T, s chaosSettings) *chaosHost {
 }
 
 func (h *chaosHost) start() {
+	path := binary
+	if h.plain {
+		path = plainBinary(h.t) // no -race: the memory figures are the ones users get
+	}
 	c, err := sidecar.Start(context.Background(), sidecar.Options{
-		Path:    binary,
+		Path:    path,
 		Args:    []string{"--call-timeout", chaosCallTimeout.String(), "--max-channels", strconv.Itoa(chaosMaxChannels)},
 		Handler: h, Stderr: os.Stderr, Record: chaosRecorder{h},
 	})
@@ -726,6 +735,10 @@ func (h *chaosHost) open(tp *chaosTopic) {
 
 func (h *chaosHost) close(cc *chaosChan) {
 	h.mu.Lock()
+	if cc.state != "open" && cc.state != "opening" {
+		h.mu.Unlock() // its open failed since it was picked: nothing to close
+		return
+	}
 	wasOpening := cc.state == "opening"
 	cc.state = "closing"
 	h.mu.Unlock()
@@ -750,7 +763,7 @@ func (h *chaosHost) close(cc *chaosChan) {
 		cc.state = "closed"
 		h.counts["channels closed"]++
 		if err != nil {
-			h.violationLocked("channel.close %s: %v", cc.name, err)
+			h.violationLocked("channel.close %s (opening when closed: %v, open answered ok: %v): %v", cc.name, wasOpening, cc.openOK, err)
 		}
 	})
 }
@@ -1192,19 +1205,29 @@ func (h *chaosHost) closeAll() {
 	}
 }
 
-// rss is the sidecar's resident memory in KiB, from /proc.
+// rss is the sidecar's resident memory in KiB, from /proc; -1 where there is no /proc.
 func (h *chaosHost) rss() int {
 	kib, err := procStatusKiB(h.c.Pid(), "VmRSS")
-	require.NoError(h.t, err)
+	if err != nil {
+		h.t.Logf("no resident memory figure (%v): the memory check is skipped", err)
+		return -1
+	}
 	return kib
 }
 
 // checkMemory: after the chaos and every channel closed, the resident memory is back
 // near its level after the warm-up round. A leak per event (a call, a channel, a
 // snapshot kept) grows with the events of the main round, which are 9× the warm-up's.
+// The -race runtime's own memory grows with the goroutines it has seen (about 20 MiB per
+// 100k events here), so the race binary gets a wide margin that only a gross leak
+// crosses; CHAOS_PLAIN=1 (task soak) runs the binary users get, with a tight one (it
+// stays within a MiB over 100k events).
 func (h *chaosHost) checkMemory(warmKiB, endKiB int) {
-	slack := max(32<<10, warmKiB/2) // KiB: the -race runtime's shadow memory and GC slack
-	if endKiB > warmKiB+slack {
+	slack := max(64<<10, warmKiB) // KiB
+	if h.plain {
+		slack = max(16<<10, warmKiB/2)
+	}
+	if warmKiB >= 0 && endKiB >= 0 && endKiB > warmKiB+slack {
 		h.mu.Lock()
 		h.counts["leaks"]++
 		h.violationLocked("resident memory %d KiB after every channel closed, %d KiB after the warm-up (+%d KiB slack): a leak", endKiB, warmKiB, slack)
@@ -1232,7 +1255,11 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos (real binary) seed %d: %d events in %s", h.settings.seed, h.events, h.elapsed.Round(time.Millisecond))
+	build := "-race"
+	if h.plain {
+		build = "plain, no -race"
+	}
+	fmt.Fprintf(&b, "chaos (real binary, %s) seed %d: %d events in %s", build, h.settings.seed, h.events, h.elapsed.Round(time.Millisecond))
 	if h.cutByTime {
 		fmt.Fprintf(&b, " (cut by CHAOS_DURATION=%s)", h.settings.duration)
 	}
@@ -1290,4 +1317,24 @@ func procStatusKiB(pid int, field string) (int, error) {
 		return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(value), " kB"))
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+}
+
+var (
+	plainOnce sync.Once
+	plainPath string
+	plainErr  error
+)
+
+// plainBinary builds the sidecar without -race, once per test run.
+func plainBinary(t *testing.T) string {
+	t.Helper()
+	plainOnce.Do(func() {
+		plainPath = filepath.Join(filepath.Dir(binary), "statesync-sidecar-plain")
+		out, err := exec.Command("go", "build", "-o", plainPath, "../cmd/statesync-sidecar").CombinedOutput()
+		if err != nil {
+			plainErr = fmt.Errorf("building the sidecar without -race: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, plainErr)
+	return plainPath
 }

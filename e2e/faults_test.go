@@ -29,30 +29,14 @@ import (
 // the store's disk fills up or turns read-only. The tests that measure resident memory
 // run a binary built without -race, whose memory is the one users get.
 
-var (
-	plainOnce sync.Once
-	plainPath string
-	plainErr  error
-)
-
-// plainBinary builds the sidecar without -race, once per test run.
-func plainBinary(t *testing.T) string {
-	t.Helper()
-	plainOnce.Do(func() {
-		plainPath = filepath.Join(filepath.Dir(binary), "statesync-sidecar-plain")
-		out, err := exec.Command("go", "build", "-o", plainPath, "../cmd/statesync-sidecar").CombinedOutput()
-		if err != nil {
-			plainErr = fmt.Errorf("building the sidecar without -race: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, plainErr)
-	return plainPath
-}
-
 // startPlain spawns the non-race binary with host as its host.
 func startPlain(t *testing.T, host sidecar.Handler, args ...string) *sidecar.Client {
 	t.Helper()
-	c, err := sidecar.Start(context.Background(), sidecar.Options{Path: plainBinary(t), Args: args, Handler: host, Stderr: os.Stderr})
+	opts := sidecar.Options{Path: plainBinary(t), Args: args, Handler: host, Stderr: os.Stderr}
+	if fh, ok := host.(*fakeHost); ok {
+		opts.Record = fh.recorder()
+	}
+	c, err := sidecar.Start(context.Background(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close(5 * time.Second) })
 	return c
@@ -73,7 +57,12 @@ type stubbornHost struct {
 	rev        int
 	data       json.RawMessage
 	blockApply bool
-	errs       chan string // snapshotRevision of each apply error notification
+	errs       chan stubbornError
+}
+
+type stubbornError struct {
+	phase    string
+	revision string // the snapshot's (apply) or the event's (getSnapshot)
 }
 
 func (h *stubbornHost) HandleRequest(ctx context.Context, method string, params json.RawMessage) (any, error) {
@@ -97,47 +86,51 @@ func (h *stubbornHost) HandleNotification(method string, params json.RawMessage)
 	var p struct {
 		Phase            string `json:"phase"`
 		SnapshotRevision string `json:"snapshotRevision"`
+		EventRevision    string `json:"eventRevision"`
 	}
-	if method == "error" && json.Unmarshal(params, &p) == nil && p.Phase == "apply" {
-		h.errs <- p.SnapshotRevision
+	if method != "error" || json.Unmarshal(params, &p) != nil {
+		return
 	}
+	rev := p.SnapshotRevision
+	if p.Phase != "apply" {
+		rev = p.EventRevision
+	}
+	h.errs <- stubbornError{phase: p.Phase, revision: rev}
 }
 
 // A host that never answers apply costs one call timeout per apply, and nothing more:
-// the sidecar keeps no trace of a call it gave up on. Each apply here carries 256 KiB,
-// so a call kept after its timeout would show as ~64 MiB of growth over 256 applies.
+// the sidecar keeps no trace of a call it gave up on. Each apply here carries 256 KiB
+// (store writes, so that only applies go to the host), so calls kept after their timeout
+// show as tens of MiB of growth: with jsonrpc2's pending table (before commit 0878c33),
+// 192 of them grew the sidecar by 87 MiB.
 func TestTimedOutCallsDoNotGrowMemory(t *testing.T) {
-	const big = 256 << 10
-	host := &stubbornHost{rev: 1, data: json.RawMessage(`"` + strings.Repeat("x", big) + `"`), errs: make(chan string, 1024)}
+	data := json.RawMessage(`"` + strings.Repeat("x", 256<<10) + `"`)
+	host := &stubbornHost{blockApply: true, errs: make(chan stubbornError, 1024)}
 	c := startPlain(t, host, "--call-timeout", "20ms")
-	call(t, c, "channel.open", map[string]any{"channel": "w", "topic": "doc", "source": "host"})
-	host.mu.Lock()
-	host.blockApply = true
-	host.mu.Unlock()
+	call(t, c, "channel.open", map[string]any{"channel": "w", "topic": "doc"}) // nothing stored yet: no apply
 
 	timeouts := func(n int) {
 		for range n {
-			host.mu.Lock()
-			host.rev++
-			rev := fmt.Sprint(host.rev)
-			host.mu.Unlock()
-			call(t, c, "invalidate", map[string]string{"topic": "doc", "revision": rev})
+			var res struct {
+				Revision string `json:"revision"`
+			}
+			require.NoError(t, json.Unmarshal(call(t, c, "state.set", map[string]any{"topic": "doc", "data": data}), &res))
 			select {
 			case got := <-host.errs:
-				require.Equal(t, rev, got, "apply error notification: got revision %s, want %s", got, rev)
+				require.Equal(t, stubbornError{phase: "apply", revision: res.Revision}, got)
 			case <-time.After(testTimeout):
-				t.Fatalf("no apply timeout reported for revision %s", rev)
+				t.Fatalf("no apply timeout reported for revision %s", res.Revision)
 			}
 		}
 	}
 	timeouts(32) // warm-up: buffers and the runtime reach their working size
 	before := rssKiB(t, c.Pid())
-	timeouts(256)
+	timeouts(192)
 	after := rssKiB(t, c.Pid())
-	t.Logf("resident memory: %d KiB after 32 timed-out applies of 256 KiB, %d KiB after 256 more", before, after)
-	require.Less(t, after-before, 24<<10, "resident memory grew by %d KiB over 256 timed-out applies of 256 KiB: calls given up on are kept", after-before)
+	t.Logf("resident memory: %d KiB after 32 timed-out applies of 256 KiB, %d KiB after 192 more", before, after)
+	require.Less(t, after-before, 24<<10, "resident memory grew by %d KiB over 192 timed-out applies of 256 KiB: calls given up on are kept", after-before)
 	res := call(t, c, "channel.status", map[string]string{"channel": "w"})
-	require.Contains(t, string(res), `"localRevision":"1"`, "no apply was answered, so the channel stays at 1")
+	require.Contains(t, string(res), `"localRevision":"0"`, "no apply was answered, so the channel stays at 0")
 }
 
 // --- Host gone ---
@@ -177,7 +170,7 @@ func TestFaultsHelperHost(t *testing.T) {
 type ackHost struct{}
 
 func (ackHost) HandleRequest(context.Context, string, json.RawMessage) (any, error) { return true, nil }
-func (ackHost) HandleNotification(string, json.RawMessage)                      {}
+func (ackHost) HandleNotification(string, json.RawMessage)                          {}
 
 // subreaper makes this process the one that inherits orphans (PR_SET_CHILD_SUBREAPER)
 // for the test, so that a sidecar whose parent died can be waited for and its exit status
@@ -392,6 +385,27 @@ func TestParentPIDWatchdog(t *testing.T) {
 		ws, at := reap(t, pid)
 		requireCleanExit(t, pid, ws, from, at, 200*time.Millisecond)
 	})
+	t.Run("parent SIGKILLed while the sidecar's stdout is blocked: exits within 200 ms", func(t *testing.T) {
+		sh, pid, stdin, stdout := shParent(t, true)
+		for i := range 5 { // store channels: their applies need no answer from the host
+			got := roundTrip(t, stdin, stdout, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"channel.open","params":{"channel":"w%d","topic":"s"}}`, i+2, i))
+			require.Contains(t, got, `"localRevision":"0"`)
+		}
+		data := strings.Repeat("d", 64<<10)
+		go func() { // nobody reads the sidecar's stdout from here on
+			for i := range 3 {
+				if _, err := fmt.Fprintf(stdin, `{"jsonrpc":"2.0","id":"set-%d","method":"state.set","params":{"topic":"s","data":%q}}`+"\n", i, data); err != nil {
+					return
+				}
+			}
+		}()
+		waitBlockedOnStdout(t, pid)
+		from := time.Now()
+		require.NoError(t, sh.Process.Kill())
+		_ = sh.Wait()
+		ws, at := reap(t, pid)
+		requireCleanExit(t, pid, ws, from, at, 200*time.Millisecond)
+	})
 	t.Run("a watched pid that is not the parent", func(t *testing.T) {
 		other := exec.Command("sleep", "60")
 		require.NoError(t, other.Start())
@@ -591,20 +605,25 @@ func (h *rawHost) send(line []byte) error {
 // reading holds the sidecar's output back.
 func (h *rawHost) waitStdoutBlocked() {
 	h.t.Helper()
+	waitBlockedOnStdout(h.t, h.pid)
+}
+
+func waitBlockedOnStdout(t *testing.T, pid int) {
+	t.Helper()
 	nr := map[string]string{"amd64": "1", "arm64": "64", "386": "4", "arm": "4"}[runtime.GOARCH]
 	if nr == "" {
-		h.t.Skipf("write(2)'s syscall number on %s is not known to this test", runtime.GOARCH)
+		t.Skipf("write(2)'s syscall number on %s is not known to this test", runtime.GOARCH)
 	}
 	deadline := time.Now().Add(testTimeout)
 	for {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", h.pid))
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
 		for _, task := range tasks {
 			if b, err := os.ReadFile(task); err == nil && strings.HasPrefix(string(b), nr+" 0x1 ") {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("no thread of the sidecar blocked writing its stdout within %v", testTimeout)
+			t.Fatalf("no thread of the sidecar blocked writing its stdout within %v", testTimeout)
 		}
 		time.Sleep(time.Millisecond) // polling the kernel's view; nothing else to wait on
 	}
@@ -756,9 +775,13 @@ func TestSIGTERMExitsWhileStdoutIsBlocked(t *testing.T) {
 	h.waitFor("every channel open", func() bool { return len(h.answered) == 10 })
 	h.setPaused(true)
 	data := strings.Repeat("d", 64<<10)
-	for i := range 3 { // 3 writes × 10 applies of 64 KiB: far more than a pipe holds
-		require.NoError(t, h.send(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":"set-%d","method":"state.set","params":{"topic":"s","data":%q}}`, i, data)))
-	}
+	go func() { // 3 writes × 10 applies of 64 KiB: far more than a pipe holds
+		for i := range 3 {
+			if h.send(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":"set-%d","method":"state.set","params":{"topic":"s","data":%q}}`, i, data)) != nil {
+				return // the sidecar is gone: the test is over
+			}
+		}
+	}()
 	h.waitStdoutBlocked()
 	from := time.Now()
 	require.NoError(t, h.cmd.Process.Signal(syscall.SIGTERM))
@@ -773,4 +796,363 @@ func TestSIGTERMExitsWhileStdoutIsBlocked(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatalf("the sidecar did not exit within %v of SIGTERM while its stdout was blocked", testTimeout)
 	}
+}
+
+// --- Limits ---
+
+// --max-in-flight bounds the requests that wait on the host. One over the bound is a clear
+// -32003 that leaves nothing behind; a close is never refused (it needs no host answer,
+// and a refused close would leave an engine running that the host believes gone).
+func TestInFlightLimit(t *testing.T) {
+	host := newFakeHost()
+	host.set("doc", "1", `1`)
+	host.hold = make(chan struct{}) // getSnapshot waits until released
+	c := start(t, host, "--max-in-flight", "3", "--call-timeout", "30s")
+	opened := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			opened <- c.Call(testContext(t), "channel.open", map[string]any{"channel": fmt.Sprint("w", i), "topic": "doc", "source": "host"}, nil)
+		}()
+	}
+	host.waitFor(t, "the shared getSnapshot in flight", func() bool { return host.fetches["doc"] == 1 })
+	var list struct {
+		Channels []struct {
+			Channel string `json:"channel"`
+			State   string `json:"state"`
+		} `json:"channels"`
+	}
+	for range 100 { // the three opens reach the sidecar in any order; wait until all did
+		require.NoError(t, json.Unmarshal(call(t, c, "channel.list", nil), &list))
+		if len(list.Channels) == 3 {
+			break
+		}
+	}
+	require.Len(t, list.Channels, 3, "channels registered: %+v", list.Channels)
+
+	e := callErr(t, c, "channel.open", map[string]any{"channel": "w3", "topic": "doc", "source": "host"})
+	require.EqualValues(t, -32003, e.Code, "%s", e.Message)
+	require.Contains(t, e.Message, "--max-in-flight")
+	require.NoError(t, json.Unmarshal(call(t, c, "channel.list", nil), &list))
+	require.Len(t, list.Channels, 3, "a refused open must leave no channel behind: %+v", list.Channels)
+	e = callErr(t, c, "channel.refresh", map[string]any{"channel": "w0"})
+	require.EqualValues(t, -32003, e.Code, "%s", e.Message)
+
+	// Close while the group is full: it happens, and the pending open learns of it.
+	res := call(t, c, "channel.close", map[string]string{"channel": "w0"})
+	require.JSONEq(t, `{"channel":"w0","localRevision":"0"}`, string(res))
+	require.NoError(t, json.Unmarshal(call(t, c, "channel.list", nil), &list))
+	require.Len(t, list.Channels, 2)
+
+	close(host.hold)
+	codes := map[int64]int{}
+	for range 3 {
+		select {
+		case err := <-opened:
+			if err != nil {
+				var rpcErr *sidecar.RPCError
+				require.ErrorAs(t, err, &rpcErr)
+				codes[rpcErr.Code]++
+			} else {
+				codes[0]++
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("the held opens did not finish once released")
+		}
+	}
+	require.Equal(t, map[int64]int{0: 2, -32001: 1}, codes, "open answers: 2 opened, w0 closed while opening")
+	call(t, c, "channel.open", map[string]any{"channel": "w3", "topic": "doc", "source": "host"})
+	require.NoError(t, json.Unmarshal(call(t, c, "channel.list", nil), &list))
+	require.Len(t, list.Channels, 3)
+}
+
+// errorAnswers returns the error answers the host saw, in order (frames "<- ").
+func errorAnswers(host *fakeHost) []string {
+	var out []string
+	for _, f := range host.frames.all() {
+		if strings.HasPrefix(f, "<- ") && strings.Contains(f, `"error"`) && !strings.Contains(f, `"method"`) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// A message over --max-message-bytes is answered -32600 with a short message, skipped
+// without being kept, and the next message is served: in both framings.
+func TestOversizedMessagesAreSkipped(t *testing.T) {
+	for _, framing := range []string{"ndjson", "lsp"} {
+		t.Run(framing, func(t *testing.T) {
+			host := newFakeHost()
+			c := start(t, host, "--framing", framing, "--max-message-bytes", "4096")
+			big := `{"jsonrpc":"2.0","id":1,"method":"state.set","params":{"topic":"t","data":"` + strings.Repeat("x", 1<<20) + `"}}`
+			if framing == "lsp" {
+				require.NoError(t, c.WriteRaw(fmt.Appendf(nil, "Content-Length: %d\r\n\r\n%s", len(big), big)))
+			} else {
+				require.NoError(t, c.WriteRaw([]byte(big+"\n")))
+			}
+			res := call(t, c, "state.set", map[string]any{"topic": "t", "data": "small"})
+			require.JSONEq(t, `{"topic":"t","revision":"1"}`, string(res), "the message after the oversized one")
+			answers := errorAnswers(host)
+			require.Len(t, answers, 1, "answers: %v", answers)
+			require.Contains(t, answers[0], `"id":null`)
+			require.Contains(t, answers[0], `"code":-32600`)
+			require.Contains(t, answers[0], "--max-message-bytes")
+			require.Less(t, len(answers[0]), 300, "the error echoes the oversized input: %.400s", answers[0])
+		})
+	}
+}
+
+// A 64 MiB line is skipped as it streams in, never held whole: the sidecar's memory
+// stays near its idle size.
+func TestOversizedLineIsNotBuffered(t *testing.T) {
+	host := newFakeHost()
+	c := startPlain(t, host, "--max-message-bytes", "1048576")
+	call(t, c, "initialize", map[string]string{"protocolVersion": "1"})
+	before := rssKiB(t, c.Pid())
+	chunk := []byte(strings.Repeat("y", 1<<20))
+	require.NoError(t, c.WriteRaw([]byte(`{"jsonrpc":"2.0","id":1,"method":"state.set","params":{"topic":"t","data":"`)))
+	for range 64 {
+		require.NoError(t, c.WriteRaw(chunk))
+	}
+	require.NoError(t, c.WriteRaw([]byte("\"}}\n")))
+	call(t, c, "channel.list", nil) // answered after the oversized line was skipped
+	after := rssKiB(t, c.Pid())
+	t.Logf("resident memory: %d KiB idle, %d KiB after a 64 MiB line", before, after)
+	require.Less(t, after-before, 8<<10, "a 64 MiB line over a 1 MiB limit grew resident memory by %d KiB", after-before)
+	answers := errorAnswers(host)
+	require.Len(t, answers, 1)
+	require.Contains(t, answers[0], `"code":-32600`)
+}
+
+// --max-channels: the channel over the limit is a clear -32003 that leaves nothing
+// behind; closing one makes room again.
+func TestTooManyChannels(t *testing.T) {
+	c := start(t, newFakeHost(), "--max-channels", "5")
+	for i := range 5 {
+		call(t, c, "channel.open", map[string]any{"channel": fmt.Sprint("w", i), "topic": "t"})
+	}
+	e := callErr(t, c, "channel.open", map[string]any{"channel": "w5", "topic": "t"})
+	require.EqualValues(t, -32003, e.Code)
+	require.Contains(t, e.Message, "--max-channels")
+	var list struct {
+		Channels []json.RawMessage `json:"channels"`
+	}
+	require.NoError(t, json.Unmarshal(call(t, c, "channel.list", nil), &list))
+	require.Len(t, list.Channels, 5)
+	call(t, c, "channel.close", map[string]string{"channel": "w0"})
+	call(t, c, "channel.open", map[string]any{"channel": "w5", "topic": "t"})
+	var init struct {
+		Capabilities struct {
+			MaxChannels int `json:"maxChannels"`
+		} `json:"capabilities"`
+	}
+	require.NoError(t, json.Unmarshal(call(t, c, "initialize", map[string]string{"protocolVersion": "1"}), &init))
+	require.Equal(t, 5, init.Capabilities.MaxChannels, "initialize reports the limit")
+}
+
+// JSON nested deeper than encoding/json's 10,000 levels is a parse error (-32700) and
+// the sidecar goes on; deep data within that is stored and handed out byte for byte.
+func TestTooDeepJSON(t *testing.T) {
+	host := newFakeHost()
+	c := start(t, host)
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	require.NoError(t, c.WriteRaw([]byte(`{"jsonrpc":"2.0","id":1,"method":"state.set","params":{"topic":"t","data":`+deep(100000)+"}}\n")))
+	res := call(t, c, "state.set", map[string]any{"topic": "t", "data": json.RawMessage(deep(5000))})
+	require.JSONEq(t, `{"topic":"t","revision":"1"}`, string(res))
+	answers := errorAnswers(host)
+	require.Len(t, answers, 1, "answers: %v", answers)
+	require.Contains(t, answers[0], `"code":-32700`)
+	require.Contains(t, answers[0], "depth")
+	require.Less(t, len(answers[0]), 300)
+
+	var got struct {
+		Data json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(call(t, c, "state.get", map[string]string{"topic": "t"}), &got))
+	require.Equal(t, deep(5000), string(got.Data))
+	call(t, c, "channel.open", map[string]any{"channel": "w", "topic": "t"})
+	host.mu.Lock()
+	defer host.mu.Unlock()
+	require.Equal(t, []string{"1"}, host.applied["w"], "the deep data was applied")
+}
+
+// Store data over --max-store-bytes is a clear -32003 naming the sizes; nothing changes.
+func TestTooLargeStoreData(t *testing.T) {
+	c := start(t, newFakeHost(), "--max-store-bytes", "1024")
+	call(t, c, "state.set", map[string]any{"topic": "t", "data": "fits"})
+	e := callErr(t, c, "state.set", map[string]any{"topic": "t", "data": strings.Repeat("z", 4096)})
+	require.EqualValues(t, -32003, e.Code)
+	require.Contains(t, e.Message, "--max-store-bytes")
+	require.Less(t, len(e.Message), 200, "the error echoes the data: %.300s", e.Message)
+	res := call(t, c, "state.get", map[string]string{"topic": "t"})
+	require.Contains(t, string(res), `"revision":"1"`)
+	require.Contains(t, string(res), `"data":"fits"`)
+}
+
+// --- Store: a full disk ---
+//
+// (A read-only remount is refused while the sidecar holds its lock file open for writing;
+// store/file_test.go covers read-only and vanished folders at the package level.)
+
+// tinyDisk mounts a 64 KiB tmpfs for the test, or skips when this process may not mount.
+func tinyDisk(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a 64 KiB tmpfs to fill up (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+func dirListing(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, e := range entries {
+		info, err := e.Info()
+		require.NoError(t, err)
+		out[e.Name()] = info.Mode().String()
+	}
+	return out
+}
+
+// The store's disk fills up: each failed state.set is a clear
+// -32009 naming the file, nothing changes (neither the store, nor the file, nor the
+// channels: no apply of a write that was not saved), no temporary file is left, the
+// sidecar keeps serving, and writes work again once there is room.
+func TestStoreOnAFullDisk(t *testing.T) {
+	dir := tinyDisk(t)
+	path := filepath.Join(dir, "state.json")
+	host := newFakeHost()
+	c := start(t, host, "--store-file", path)
+	call(t, c, "state.set", map[string]any{"topic": "t", "data": "one"})
+	call(t, c, "state.set", map[string]any{"topic": "t", "data": "two"})
+	call(t, c, "channel.open", map[string]any{"channel": "w", "topic": "t"})
+	before, err := os.ReadFile(path)
+	require.NoError(t, err)
+	listing := dirListing(t, dir)
+	require.Equal(t, map[string]string{"state.json": "-rw-------", "state.json.lock": "-rw-------"}, listing)
+
+	requireRefused := func(what string, data any, hint string) {
+		t.Helper()
+		e := callErr(t, c, "state.set", map[string]any{"topic": "t", "data": data})
+		require.EqualValues(t, -32009, e.Code, "%s: %s", what, e.Message)
+		require.Contains(t, e.Message, path, what)
+		require.Contains(t, e.Message, "nothing changed", what)
+		require.Contains(t, e.Message, hint, what)
+		require.Less(t, len(e.Message), 600, "%s: the error echoes the data: %.800s", what, e.Message)
+		after, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Equal(t, before, after, "%s: the store file changed", what)
+		require.Equal(t, listing, dirListing(t, dir), "%s: files left behind", what)
+		got := call(t, c, "state.get", map[string]string{"topic": "t"})
+		require.Contains(t, string(got), `"revision":"2"`, what)
+		require.Contains(t, string(got), `"data":"two"`, what)
+	}
+
+	// A write bigger than the disk.
+	requireRefused("a write larger than the disk", strings.Repeat("b", 100<<10), "no space left on device")
+
+	// A full disk: even a small write fails.
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	require.NoError(t, err)
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break // ENOSPC: the disk is full
+		}
+	}
+	require.NoError(t, f.Close())
+	listing = dirListing(t, dir)
+	requireRefused("a small write on a full disk", "three", "no space left on device")
+	require.NoError(t, os.Remove(filler))
+	listing = dirListing(t, dir)
+
+	// Room again: the write works, at the next revision; the channel saw only saved writes.
+	res := call(t, c, "state.set", map[string]any{"topic": "t", "data": "three"})
+	require.JSONEq(t, `{"topic":"t","revision":"3"}`, string(res))
+	host.waitFor(t, "the channel applied revision 3", func() bool { return host.lastApplied("w") == "3" })
+	host.mu.Lock()
+	require.Equal(t, []string{"2", "3"}, host.applied["w"], "applies: only saved writes")
+	host.mu.Unlock()
+	require.NoError(t, c.Close(5*time.Second))
+	require.Equal(t, map[string]string{"state.json": "-rw-------", "state.json.lock": "-rw-------"}, dirListing(t, dir))
+}
+
+// The store file cannot even be created on a full disk: a clear error on stderr, exit 1,
+// nothing left behind.
+func TestStoreFileOnAFullDiskAtStart(t *testing.T) {
+	dir := tinyDisk(t)
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	require.NoError(t, err)
+	for {
+		if _, err := filler.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	require.NoError(t, filler.Close())
+	path := filepath.Join(dir, "state.json")
+	cmd := exec.Command(binary, "--store-file", path)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.Output()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr, "want exit 1, got %v", err)
+	require.Equal(t, 1, exitErr.ExitCode())
+	require.Empty(t, out, "stdout carries protocol only")
+	require.Contains(t, stderr.String(), path)
+	require.Contains(t, stderr.String(), "no space left on device")
+	t.Logf("stderr: %s", stderr.String())
+	listing := dirListing(t, dir)
+	delete(listing, "filler")
+	delete(listing, "state.json.lock") // the lock is taken before the store is created
+	require.Empty(t, listing, "files left behind on a disk where the store could not be created")
+}
+
+// The store's disk is read-only when the sidecar starts (mounted so after an earlier run):
+// a clear error naming the file, exit 1, the store untouched and usable once the disk is
+// writable again. (A disk that turns read-only while a sidecar runs cannot be made here:
+// the kernel refuses to remount a filesystem read-only while the sidecar holds its lock
+// file open for writing.)
+func TestStoreFileOnAReadOnlyDiskAtStart(t *testing.T) {
+	dir := tinyDisk(t)
+	path := filepath.Join(dir, "state.json")
+	c := start(t, newFakeHost(), "--store-file", path)
+	call(t, c, "state.set", map[string]any{"topic": "t", "data": "one"})
+	require.NoError(t, c.Close(5*time.Second))
+	before, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput()
+	require.NoError(t, err, "remount ro: %s", out)
+	cmd := exec.Command(binary, "--store-file", path)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdin = strings.NewReader("")
+	stdout, err := cmd.Output()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr, "want exit 1, got %v", err)
+	require.Equal(t, 1, exitErr.ExitCode())
+	require.Empty(t, stdout, "stdout carries protocol only")
+	require.Contains(t, stderr.String(), path)
+	require.Contains(t, stderr.String(), "read-only file system")
+	t.Logf("stderr: %s", stderr.String())
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+
+	out, err = exec.Command("mount", "-o", "remount,rw", dir).CombinedOutput()
+	require.NoError(t, err, "remount rw: %s", out)
+	c = start(t, newFakeHost(), "--store-file", path)
+	res := call(t, c, "state.get", map[string]string{"topic": "t"})
+	require.Contains(t, string(res), `"revision":"1"`)
+	require.Contains(t, string(res), `"data":"one"`)
+	require.NoError(t, c.Close(5*time.Second))
 }

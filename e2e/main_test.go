@@ -107,8 +107,9 @@ type errorParams struct {
 	Channel string `json:"channel"`
 	Topic   string `json:"topic"`
 	Error   struct {
-		Code    *int64 `json:"code"`
-		Message string `json:"message"`
+		Code    *int64          `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
 	} `json:"error"`
 	EventRevision string `json:"eventRevision"`
 	LocalRevision string `json:"localRevision"`

@@ -224,7 +224,7 @@ func TestHostErrorsAndTimeoutsAreReportedAndNotFatal(t *testing.T) {
 
 	// An error answer keeps the host's code.
 	host.mu.Lock()
-	host.failNext["doc"] = &sidecar.RPCError{Code: -32050, Message: "database locked"}
+	host.failNext["doc"] = &sidecar.RPCError{Code: -32050, Message: "database locked", Data: json.RawMessage(`{"retryAfterMs":50}`)}
 	host.state["doc"] = snapshot{Revision: "2", Data: json.RawMessage(`2`)}
 	host.mu.Unlock()
 	call(t, c, "invalidate", map[string]string{"topic": "doc", "revision": "2"})
@@ -237,6 +237,7 @@ func TestHostErrorsAndTimeoutsAreReportedAndNotFatal(t *testing.T) {
 	require.NotNil(t, got.Error.Code)
 	require.EqualValues(t, -32050, *got.Error.Code)
 	require.Contains(t, got.Error.Message, "database locked")
+	require.JSONEq(t, `{"retryAfterMs":50}`, string(got.Error.Data), "the host's error data comes back untouched")
 	require.Equal(t, "1", got.LocalRevision)
 
 	// A host that never answers costs one timeout.

@@ -564,6 +564,10 @@ func (w *chaosWorld) open(tp *chaosTopic) {
 
 func (w *chaosWorld) close(cc *chaosChan) {
 	w.mu.Lock()
+	if cc.state != "open" && cc.state != "opening" {
+		w.mu.Unlock() // its Start failed since it was picked
+		return
+	}
 	cc.state = "closing"
 	w.mu.Unlock()
 	w.ops.Add(1)

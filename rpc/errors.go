@@ -158,7 +158,11 @@ func describe(err error) errorObject {
 		return obj
 	case errors.As(err, &rpcErr):
 		code := rpcErr.Code
-		return errorObject{Code: &code, Message: err.Error()}
+		obj := errorObject{Code: &code, Message: err.Error()}
+		if raw, ok := rpcErr.Data.(json.RawMessage); ok {
+			obj.Data = raw // the host's own error data, passed back untouched
+		}
+		return obj
 	default:
 		var fieldErr *engine.FieldError
 		if errors.As(err, &fieldErr) {

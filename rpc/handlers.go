@@ -41,7 +41,7 @@ func decodeParams(params json.RawMessage, v any, strict bool) error {
 	}
 	if err := dec.Decode(v); err != nil {
 		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return invalidParams("%s: unknown member: check its spelling against docs/protocol.md", strings.Trim(field, `"`))
+			return invalidParams("%s: unknown member: check its spelling against docs/protocol.md", quoteBounded(strings.Trim(field, `"`)))
 		}
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
@@ -172,7 +172,7 @@ func (s *Server) handleOpen(ctx context.Context, req *jsonrpc2.Request, params j
 		s.reply(ctx, req, nil, err)
 		return
 	}
-	s.async(ctx, req, func(ctx context.Context) (any, error) {
+	started := s.async(ctx, req, func(ctx context.Context) (any, error) {
 		if err := ch.engine.Start(ctx); err != nil {
 			s.unregister(ch)
 			if errors.Is(err, engine.ErrStopped) {
@@ -182,6 +182,9 @@ func (s *Server) handleOpen(ctx context.Context, req *jsonrpc2.Request, params j
 		}
 		return openResult{Channel: ch.name, Topic: ch.topic.name, Source: ch.source, LocalRevision: ch.engine.LocalRevision()}, nil
 	})
+	if !started {
+		s.unregister(ch) // refused (-32003): leave nothing behind
+	}
 }
 
 // register checks an open request and adds the channel, synchronously, so that a close
@@ -357,13 +360,19 @@ func (s *Server) handleClose(ctx context.Context, req *jsonrpc2.Request, params 
 	}
 	// Out of the routing table at once, so no event reaches it after this request.
 	shared := s.detach(ch)
-	s.async(ctx, req, func(context.Context) (any, error) {
+	stop := func(context.Context) (any, error) {
 		ch.engine.Stop() // waits for any apply in flight: none is sent after the answer
 		if shared != nil {
 			shared.Close()
 		}
 		return closeResult{Channel: ch.name, LocalRevision: ch.engine.LocalRevision()}, nil
-	})
+	}
+	// A close is never refused: the channel is already out of the tables, and its engine
+	// must stop. When the group is full it stops here; Stop cancels the engine's calls to
+	// the host, so it does not wait on an answer this goroutine would have to read.
+	if !s.ops.TryGo(func() error { s.answer(ctx, req, stop); return nil }) {
+		s.answer(ctx, req, stop)
+	}
 }
 
 func (s *Server) handleRefresh(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {

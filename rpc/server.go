@@ -39,7 +39,7 @@ func ParseSource(s string) (Source, error) {
 	case SourceStore, SourceHost, SourceChannel:
 		return Source(s), nil
 	}
-	return "", fmt.Errorf("unknown source %q: want store, host or channel", s)
+	return "", fmt.Errorf("unknown source %q: want store, host or channel", quoteBounded(s))
 }
 
 // Store is the embedded source of truth, as the server uses it.
@@ -63,7 +63,7 @@ type Config struct {
 	Framing         Framing       // [ndjson]
 	MaxMessageBytes int           // largest frame accepted [16 MiB]
 	MaxChannels     int           // open channels at once [10000]
-	MaxInFlight     int           // requests handled concurrently (open, close, refresh, shutdown) [4096]
+	MaxInFlight     int           // requests waiting on the host at once (open, refresh, shutdown; close always runs) [4096]
 	CallTimeout     time.Duration // bound on each getSnapshot and apply call to the host [10s]
 	DefaultSource   Source        // source of channel.open without one [store]
 	Store           Store         // nil: source "store" is not available
@@ -206,7 +206,14 @@ func (s *Server) stopAll() {
 	for _, ch := range s.channels {
 		channels = append(channels, ch)
 	}
-	topics := s.topics
+	// Collected under the lock: a channel whose open fails meanwhile removes its topic
+	// from the map (found by FuzzNDJSONFraming under -race).
+	var shared []*engine.SharedProvider
+	for _, t := range s.topics {
+		if t.shared != nil {
+			shared = append(shared, t.shared)
+		}
+	}
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -218,10 +225,8 @@ func (s *Server) stopAll() {
 		}()
 	}
 	wg.Wait()
-	for _, t := range topics {
-		if t.shared != nil {
-			t.shared.Close()
-		}
+	for _, sp := range shared {
+		sp.Close() // safe twice: a close may have closed it already
 	}
 }
 
@@ -278,25 +283,32 @@ func (s *Server) isShuttingDown() bool {
 }
 
 // async runs fn on the bounded group and answers with its result; after runs once the
-// answer is sent.
-func (s *Server) async(ctx context.Context, req *jsonrpc2.Request, fn func(context.Context) (any, error), after ...func()) {
+// answer is sent. When the group is full it answers -32003 instead and reports false.
+func (s *Server) async(ctx context.Context, req *jsonrpc2.Request, fn func(context.Context) (any, error), after ...func()) bool {
 	started := s.ops.TryGo(func() error {
-		defer func() {
-			if r := recover(); r != nil {
-				s.log.Error("handler panicked", "method", req.Method, "panic", r)
-				s.reply(ctx, req, nil, errorf(jsonrpc2.CodeInternalError, "internal error in %s: %v (the sidecar keeps serving; please report this)", req.Method, r))
-			}
-			for _, f := range after {
-				f()
-			}
-		}()
-		result, err := fn(ctx)
-		s.reply(ctx, req, result, err)
+		s.answer(ctx, req, fn, after...)
 		return nil
 	})
 	if !started {
 		s.reply(ctx, req, nil, errorf(CodeLimitReached, "%d requests are already in flight (--max-in-flight): retry when some have been answered", s.cfg.MaxInFlight))
 	}
+	return started
+}
+
+// answer runs fn and answers with its result, a panic as -32603; after runs once the
+// answer is sent.
+func (s *Server) answer(ctx context.Context, req *jsonrpc2.Request, fn func(context.Context) (any, error), after ...func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panicked", "method", req.Method, "panic", r)
+			s.reply(ctx, req, nil, errorf(jsonrpc2.CodeInternalError, "internal error in %s: %v (the sidecar keeps serving; please report this)", req.Method, r))
+		}
+		for _, f := range after {
+			f()
+		}
+	}()
+	result, err := fn(ctx)
+	s.reply(ctx, req, result, err)
 }
 
 // reply answers a request; a notification gets no answer, but its error is logged.

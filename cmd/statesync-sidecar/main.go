@@ -65,6 +65,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		callTimeout   = flags.Duration("call-timeout", 10*time.Second, "bound on each getSnapshot and apply call to the host")
 		maxMessage    = flags.Int("max-message-bytes", 16<<20, "largest message accepted; larger ones are answered -32600 and skipped")
 		maxChannels   = flags.Int("max-channels", 10000, "open channels at once")
+		maxInFlight   = flags.Int("max-in-flight", 4096, "requests that wait on the host (open, refresh, shutdown) handled at once; more are answered -32003")
 		maxStoreBytes = flags.Int("max-store-bytes", 8<<20, "largest data of one store topic")
 		parentPID     = flags.Int("parent-pid", 0, "exit when this process is gone (0: off)")
 		showVersion   = flags.Bool("version", false, "print the version and exit")
@@ -115,6 +116,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageError("--call-timeout: want a positive duration such as 10s")
 	case *maxMessage < 1024:
 		return usageError("--max-message-bytes: want at least 1024")
+	case *maxInFlight < 1:
+		return usageError("--max-in-flight: want at least 1")
 	case *maxChannels < 1:
 		return usageError("--max-channels: want at least 1")
 	case *maxStoreBytes < 1:
@@ -134,6 +137,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Framing:         frm,
 		MaxMessageBytes: *maxMessage,
 		MaxChannels:     *maxChannels,
+		MaxInFlight:     *maxInFlight,
 		CallTimeout:     *callTimeout,
 		DefaultSource:   src,
 		Store:           store,
@@ -157,12 +161,30 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		go watchParent(ctx, *parentPID, cancel, logger)
 	}
 	logger.Info("started", "version", versionString(), "framing", frm, "pid", os.Getpid())
-	if err := rpc.NewServer(cfg).Serve(ctx, stdin, stdout); err != nil {
+	served := make(chan error, 1)
+	go func() { served <- rpc.NewServer(cfg).Serve(ctx, stdin, stdout) }()
+	err = nil
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		// A signal or the parent watchdog: stop within stopGrace even when engines cannot,
+		// because their writes to stdout block on a host that no longer reads it.
+		select {
+		case err = <-served:
+		case <-time.After(stopGrace):
+			logger.Warn("engines did not stop in time: writes to stdout are blocked (the host is not reading); exiting anyway", "grace", stopGrace)
+		}
+	}
+	if err != nil {
 		logger.Error("serve", "err", err)
 		return 1
 	}
 	return 0
 }
+
+// stopGrace bounds the stop after a signal or the parent's death, within the 200 ms in
+// which the sidecar promises to exit.
+const stopGrace = 80 * time.Millisecond
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level

@@ -108,6 +108,17 @@ describe("Tauri shell-plugin link", () => {
     expect(received).toEqual(messages);
   });
 
+  it("accepts raw chunks as number arrays, the way the plugin's Rust side serialises Vec<u8>", async () => {
+    const messages = burst(50);
+    const bytes = utf8.encode(messages.map((m) => encodeLine(m)).join(""));
+    const received = await collect(50, () => {
+      for (const chunk of randomByteChunks(bytes, seededRandom(17), 300)) {
+        command().stdout.emit("data", Array.from(chunk));
+      }
+    });
+    expect(received).toEqual(messages);
+  });
+
   it("accepts text mode: one line per event, with or without its newline, or string chunks", async () => {
     const messages: JsonRpcMessage[] = [...burst(3), bigApply(9, 100_000)];
     const received = await collect(7, () => {

@@ -133,7 +133,8 @@ describe("the npm package", () => {
     const keys = JSON.parse(await node(script, consumer)) as Record<string, string[]>;
     for (const subpath of others) {
       const source = subpath === "." ? "index" : subpath.slice(2);
-      const expected = Object.keys(await import(`../../src/${source}.js`)).sort();
+      const url = new URL(`../../src/${source}.ts`, import.meta.url).href;
+      const expected = Object.keys(await import(/* @vite-ignore */ url)).sort();
       expect(keys[subpath], specifier(subpath)).toEqual(expected);
     }
   });
