@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/state-sync/state-sync/internal/jsonscan"
 )
 
 // eventMembers are the members ParseEvent reads, in the order of parseEventFast's seen.
@@ -25,7 +27,7 @@ func parseEventFast(b []byte) (InvalidationEvent, bool) {
 	if !json.Valid(b) {
 		return InvalidationEvent{}, false
 	}
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if b[i] != '{' {
 		return InvalidationEvent{}, false
 	}
@@ -35,7 +37,7 @@ func parseEventFast(b []byte) (InvalidationEvent, bool) {
 	)
 	i++
 	for {
-		i = skipSpace(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		if b[i] == '}' {
 			break
 		}
@@ -47,10 +49,10 @@ func parseEventFast(b []byte) (InvalidationEvent, bool) {
 			nameEnd++
 		}
 		name := string(b[i+1 : nameEnd])
-		i = skipSpace(b, skipSpace(b, nameEnd+1)+1) // past the ':'
-		end := skipValue(b, i)
+		i = jsonscan.SkipSpace(b, jsonscan.SkipSpace(b, nameEnd+1)+1) // past the ':'
+		end := jsonscan.SkipValue(b, i)
 		value := b[i:end]
-		i = skipSpace(b, end)
+		i = jsonscan.SkipSpace(b, end)
 		if b[i] == ',' {
 			i++
 		}
@@ -118,54 +120,4 @@ func parseEventFast(b []byte) (InvalidationEvent, bool) {
 		return InvalidationEvent{}, false
 	}
 	return ev, true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns where the value at b[i] ends; b is valid JSON.
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = skipString(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
-	default: // a number, true, false or null
-		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-			j++
-		}
-		return j
-	}
-}
-
-// skipString returns the index after the string that starts at b[i].
-func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(b)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/state-sync/state-sync/internal/jsonscan"
 )
 
 // writeCall sends a request to the host with id (digits) and params. An apply is encoded
@@ -61,7 +63,9 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // plainData remembers the last data lineSafe checked: the channels of a topic all send
-// the same snapshot, so it is checked once, not once per channel.
+// the same snapshot, so it is checked once, not once per channel. The key is the data's
+// address and length: snapshot data is never mutated after it is read, and ptr keeps its
+// array alive, so the same address and length mean the same bytes.
 type plainData struct {
 	ptr *byte
 	n   int
@@ -112,7 +116,7 @@ func splitEnvelope(b []byte, env *envelope) bool {
 	var seen [6]bool
 	i := 1
 	for {
-		i = skipSpace(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		if b[i] == '}' {
 			return true
 		}
@@ -125,9 +129,9 @@ func splitEnvelope(b []byte, env *envelope) bool {
 			return false // an escape in the name
 		}
 		name := b[i+1 : end]
-		i = skipSpace(b, end+1) + 1 // past ':'
-		i = skipSpace(b, i)
-		valueEnd := skipJSONValue(b, i)
+		i = jsonscan.SkipSpace(b, end+1) + 1 // past ':'
+		i = jsonscan.SkipSpace(b, i)
+		valueEnd := jsonscan.SkipValue(b, i)
 		value := json.RawMessage(b[i:valueEnd])
 		var slot *json.RawMessage
 		var k int
@@ -152,62 +156,9 @@ func splitEnvelope(b []byte, env *envelope) bool {
 		}
 		seen[k] = true
 		*slot = value
-		i = skipSpace(b, valueEnd)
+		i = jsonscan.SkipSpace(b, valueEnd)
 		if b[i] == ',' {
 			i++
 		}
 	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipJSONValue returns where the value at b[i] ends; b is valid JSON.
-func skipJSONValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipJSONString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = skipJSONString(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
-	default: // a number, true, false or null
-		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-			j++
-		}
-		return j
-	}
-}
-
-// skipJSONString returns the index after the string starting at b[i].
-func skipJSONString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		k := bytes.IndexAny(b[j:], `"\`)
-		if k < 0 {
-			return len(b)
-		}
-		j += k
-		if b[j] == '"' {
-			return j + 1
-		}
-		j++ // the escaped byte
-	}
-	return len(b)
 }
