@@ -32,8 +32,10 @@ import (
 // lines and garbage params.
 //
 // Invariants, checked on every run:
-//   - per channel, the revisions the host acknowledged strictly increase within one
-//     epoch, and every apply's data belongs to its topic, epoch and revision;
+//   - per channel, the applies that counted (answered with a result, in time: the
+//     sidecar reports every call it gave up on) strictly increase in revision within one
+//     epoch, checked in the order the frames crossed the pipes; no channel ever has two
+//     applies in flight; and every apply's data belongs to its topic, epoch and revision;
 //   - no apply request for a channel is read after its channel.close answer (checked in
 //     the order the frames came off the pipe);
 //   - once the chaos stops, one final invalidation per topic (per channel for
@@ -105,7 +107,7 @@ func chaosSettingsFromEnv(t *testing.T, events int, duration time.Duration) chao
 }
 
 const (
-	chaosCallTimeout = 100 * time.Millisecond
+	chaosCallTimeout = 250 * time.Millisecond // short, yet rarely missed by a healthy -race host
 	chaosMaxOpen     = 40
 	chaosMaxChannels = 64 // --max-channels, above chaosMaxOpen: the limit is tested in faults_test.go
 	chaosMaxDelayed  = 128
@@ -133,25 +135,32 @@ type chaosChan struct {
 	topic *chaosTopic
 
 	// guarded by chaosHost.mu
-	state     string        // opening, open, failed, closing, closed
-	opened    chan struct{} // closed when the channel.open answer arrived
-	openOK    bool
-	closed    bool // its channel.close answer was read
+	state  string        // opening, open, failed, closing, closed
+	opened chan struct{} // closed when the channel.open answer arrived
+	openOK bool
+	closed bool // its channel.close answer was read
+	// What the host acknowledged last (the gate of converge).
 	hasLast   bool
 	lastEpoch string
 	lastRev   uint64
 	lastData  string
-	acks      []chaosAck // acknowledged applies, newest last
-	applying  map[uint64]*chaosApplying
+	// The sidecar's view, settled in frame order: an apply counts once the host answered
+	// it with a result and no timeout of it was reported.
+	unsettled    *chaosApplyRec // the channel's latest apply request, not settled yet
+	settled      bool
+	settledEpoch string
+	settledRev   uint64
 }
 
-type chaosAck struct {
-	epoch string
-	rev   uint64
-	data  string
+// chaosApplyRec is one apply request as it crossed the pipes.
+type chaosApplyRec struct {
+	id       string
+	epoch    string
+	rev      uint64
+	answered bool // the host wrote its answer
+	ok       bool // and it was a result
+	timedOut bool // the sidecar reported it gave up on the call
 }
-
-type chaosApplying struct{ timedOut bool }
 
 type chaosHost struct {
 	t        *testing.T
@@ -169,7 +178,8 @@ type chaosHost struct {
 	topics     []*chaosTopic
 	chans      map[string]*chaosChan
 	order      []*chaosChan
-	closeIDs   map[string]string // id of a channel.close request → channel
+	closeIDs   map[string]string         // id of a channel.close request → channel
+	applyIDs   map[string]*chaosApplyRec // id of an unanswered apply request → it
 	held       []heldEvent
 	delayed    int
 	faults     map[string]int
@@ -195,7 +205,7 @@ func newChaosHost(t *testing.T, s chaosSettings) *chaosHost {
 		driver:    rand.New(rand.NewPCG(s.seed, 0x5eed)),
 		faultRand: rand.New(rand.NewPCG(s.seed, 0xfa17)),
 		plain:     os.Getenv("CHAOS_PLAIN") != "",
-		chans:     map[string]*chaosChan{}, closeIDs: map[string]string{},
+		chans:     map[string]*chaosChan{}, closeIDs: map[string]string{}, applyIDs: map[string]*chaosApplyRec{},
 		faults: map[string]int{}, errs: map[string]int{}, counts: map[string]int{}, codes: map[int64]int{},
 		changed: make(chan struct{}),
 	}
@@ -427,48 +437,53 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 	if fault != "ok" {
 		h.faults["apply "+fault]++
 	}
-	applying := &chaosApplying{}
-	if cc.applying == nil {
-		cc.applying = map[uint64]*chaosApplying{}
-	}
-	cc.applying[rev] = applying
 	h.mu.Unlock()
 
 	switch fault {
 	case "slow":
 		slowAnswer(ctx, delay)
 	case "fail":
-		h.mu.Lock()
-		delete(cc.applying, rev)
-		h.mu.Unlock()
 		return nil, &sidecar.RPCError{Code: -32051, Message: "chaos: the window could not apply"}
 	case "timeout":
 		lateAnswer(ctx)
-		h.mu.Lock()
-		delete(cc.applying, rev)
-		h.mu.Unlock()
 		return nil, &sidecar.RPCError{Code: -32051, Message: "chaos: too late"}
 	}
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(cc.applying, rev)
-	if applying.timedOut {
-		// The sidecar gave up on this call before the answer: it was not applied.
-		return nil, &sidecar.RPCError{Code: -32051, Message: "chaos: answered after the timeout"}
-	}
-	if cc.hasLast && cc.lastEpoch == p.Epoch && rev <= cc.lastRev {
-		h.violationLocked("%s (%s): acknowledged revision %d after %d in epoch %q: want strictly increasing", p.Channel, p.Topic, rev, cc.lastRev, p.Epoch)
-	}
-	cc.acks = append(cc.acks, chaosAck{epoch: p.Epoch, rev: rev, data: string(p.Data)})
 	cc.hasLast, cc.lastEpoch, cc.lastRev, cc.lastData = true, p.Epoch, rev, string(p.Data)
-	h.counts["applies"]++
+	h.counts["applies acknowledged"]++
 	h.signalLocked()
 	return map[string]bool{"ok": true}, nil
 }
 
-// HandleNotification counts error notifications; an apply the sidecar timed out on is
-// taken back (the window's answer came too late to count).
+// settleLocked decides whether an apply counted for the sidecar and checks that the ones
+// that did strictly increase within an epoch. It runs when the channel's next apply is
+// read (the engine sends one at a time, and reports a timeout before trying again), and
+// for the last one once the sidecar has exited.
+func (h *chaosHost) settleLocked(cc *chaosChan) {
+	rec := cc.unsettled
+	if rec == nil {
+		return
+	}
+	cc.unsettled = nil
+	delete(h.applyIDs, rec.id)
+	if !rec.answered && !rec.timedOut {
+		h.violationLocked("%s: apply of revision %d was neither answered nor reported timed out when the next one came: two applies in flight", cc.name, rec.rev)
+		return
+	}
+	if !rec.ok || rec.timedOut {
+		return
+	}
+	if cc.settled && cc.settledEpoch == rec.epoch && rec.rev <= cc.settledRev {
+		h.violationLocked("%s (%s): applied revision %d after %d in epoch %q: want strictly increasing", cc.name, cc.topic.name, rec.rev, cc.settledRev, rec.epoch)
+	}
+	cc.settled, cc.settledEpoch, cc.settledRev = true, rec.epoch, rec.rev
+	h.counts["applies counted"]++
+}
+
+// HandleNotification counts error notifications and marks an apply the sidecar gave up
+// on (the window's answer came too late, or never): it does not count.
 func (h *chaosHost) HandleNotification(method string, params json.RawMessage) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -501,17 +516,9 @@ func (h *chaosHost) HandleNotification(method string, params json.RawMessage) {
 	if cc == nil || err != nil {
 		return
 	}
-	h.counts["apply timeouts taken back"]++
-	if a := cc.applying[rev]; a != nil {
-		a.timedOut = true
-	}
-	if n := len(cc.acks); n > 0 && cc.acks[n-1].rev == rev {
-		cc.acks = cc.acks[:n-1]
-		cc.hasLast = len(cc.acks) > 0
-		if cc.hasLast {
-			last := cc.acks[len(cc.acks)-1]
-			cc.lastEpoch, cc.lastRev, cc.lastData = last.epoch, last.rev, last.data
-		}
+	h.counts["apply timeouts"]++
+	if cc.unsettled != nil && cc.unsettled.rev == rev {
+		cc.unsettled.timedOut = true
 	}
 }
 
@@ -529,7 +536,9 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
 		Params struct {
-			Channel string `json:"channel"`
+			Channel  string `json:"channel"`
+			Revision string `json:"revision"`
+			Epoch    string `json:"epoch"`
 		} `json:"params"`
 		Error *struct {
 			Code int64 `json:"code"`
@@ -558,8 +567,21 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 			}
 		}
 	case dir == "<-" && msg.Method == "apply":
-		if cc := h.chans[msg.Params.Channel]; cc != nil && cc.closed {
+		cc := h.chans[msg.Params.Channel]
+		if cc == nil {
+			break // the handler reports it
+		}
+		if cc.closed {
 			h.violationLocked("apply for %s read after its channel.close answer: %.200s", cc.name, frame)
+		}
+		h.settleLocked(cc)
+		rev, _ := strconv.ParseUint(msg.Params.Revision, 10, 64)
+		rec := &chaosApplyRec{id: string(msg.ID), epoch: msg.Params.Epoch, rev: rev}
+		cc.unsettled = rec
+		h.applyIDs[rec.id] = rec
+	case dir == "->" && msg.Method == "" && len(msg.ID) > 0:
+		if rec := h.applyIDs[string(msg.ID)]; rec != nil { // the host's answer to an apply
+			rec.answered, rec.ok = true, msg.Error == nil
 		}
 	}
 	return len(p), nil
@@ -938,8 +960,13 @@ func (h *chaosHost) write(tp *chaosTopic) {
 	h.nextWrite++
 	data := fmt.Sprintf(`{"topic":%q,"write":%d,"pad":%q}`, tp.name, h.nextWrite, strings.Repeat("x", h.driver.IntN(512)))
 	params := map[string]any{"topic": tp.name, "data": json.RawMessage(data)}
-	if h.driver.IntN(5) == 0 {
+	switch h.driver.IntN(10) {
+	case 0, 1: // a compare-and-set that wins
 		params["expectedRevision"] = strconv.FormatUint(tp.rev, 10)
+	case 2: // one that loses: -32005
+		if tp.rev > 0 {
+			params["expectedRevision"] = strconv.FormatUint(tp.rev-1, 10)
+		}
 	}
 	h.counts["store writes"]++
 	h.mu.Unlock()
@@ -1249,6 +1276,12 @@ func (h *chaosHost) exit() {
 	if code := h.c.ExitCode(); code != 0 {
 		h.violation("exit code %d after stdin closed, want 0", code)
 	}
+	// Every frame is in and every host handler has returned: settle the last applies.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, cc := range h.order {
+		h.settleLocked(cc)
+	}
 }
 
 func (h *chaosHost) report(warmKiB, endKiB int) {
@@ -1265,8 +1298,8 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 	}
 	fmt.Fprintf(&b, "\n  channels: %d opened, %d closed, %d opens failed, %d open at the end (max %d at once)",
 		h.counts["channels opened"], h.counts["channels closed"], h.counts["opens failed"], h.counts["open at the end"], chaosMaxOpen)
-	fmt.Fprintf(&b, "\n  traffic: %d invalidations sent, %d store writes (%d refused), %d epoch changes, %d refreshes (%d failed), %d applies acknowledged (%d taken back after a timeout)",
-		h.counts["invalidations sent"], h.counts["store writes"], h.counts["store writes refused"], h.counts["epoch changes"], h.counts["refreshes"], h.counts["refreshes failed"], h.counts["applies"], h.counts["apply timeouts taken back"])
+	fmt.Fprintf(&b, "\n  traffic: %d invalidations sent, %d store writes (%d refused), %d epoch changes, %d refreshes (%d failed), %d applies acknowledged by the host, %d counted by the sidecar (%d apply timeouts reported)",
+		h.counts["invalidations sent"], h.counts["store writes"], h.counts["store writes refused"], h.counts["epoch changes"], h.counts["refreshes"], h.counts["refreshes failed"], h.counts["applies acknowledged"], h.counts["applies counted"], h.counts["apply timeouts"])
 	total := 0
 	for _, n := range h.faults {
 		total += n

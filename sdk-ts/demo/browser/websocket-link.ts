@@ -1,4 +1,5 @@
 import type { JsonRpcMessage, Link } from "../../src/index.js";
+import { LinkListeners } from "../../src/link-listeners.js";
 
 /**
  * A Link over a browser WebSocket: one JSON-RPC message per text frame. The SDK has no
@@ -7,8 +8,7 @@ import type { JsonRpcMessage, Link } from "../../src/index.js";
  */
 export function createWebSocketLink(url: string): Promise<Link> {
   const socket = new WebSocket(url);
-  const messageHandlers = new Set<(message: unknown) => void>();
-  const closeHandlers = new Set<(error?: Error) => void>();
+  const listeners = new LinkListeners();
   let closed = false;
 
   const finish = (error?: Error): void => {
@@ -16,12 +16,7 @@ export function createWebSocketLink(url: string): Promise<Link> {
       return;
     }
     closed = true;
-    messageHandlers.clear();
-    const handlers = [...closeHandlers];
-    closeHandlers.clear();
-    for (const handler of handlers) {
-      handler(error);
-    }
+    listeners.closed(error);
   };
 
   socket.addEventListener("message", (event) => {
@@ -29,9 +24,7 @@ export function createWebSocketLink(url: string): Promise<Link> {
       return; // the host only sends text frames
     }
     const message: unknown = JSON.parse(event.data);
-    for (const handler of [...messageHandlers]) {
-      handler(message);
-    }
+    listeners.deliver(message);
   });
   socket.addEventListener("close", (event) =>
     finish(event.wasClean ? undefined : new Error(`the host's WebSocket closed (code ${event.code})`)),
@@ -44,20 +37,8 @@ export function createWebSocketLink(url: string): Promise<Link> {
       }
       socket.send(JSON.stringify(message));
     },
-    onMessage(handler) {
-      const entry = (message: unknown) => handler(message);
-      messageHandlers.add(entry);
-      return () => {
-        messageHandlers.delete(entry);
-      };
-    },
-    onClose(handler) {
-      const entry = (error?: Error) => handler(error);
-      closeHandlers.add(entry);
-      return () => {
-        closeHandlers.delete(entry);
-      };
-    },
+    onMessage: listeners.onMessage,
+    onClose: listeners.onClose,
     close() {
       finish();
       socket.close();

@@ -1,4 +1,5 @@
 import type { JsonRpcMessage, Link } from "../link.js";
+import { LinkListeners } from "../link-listeners.js";
 
 /**
  * Two links connected to each other, for tests and for a host that talks to its own
@@ -17,8 +18,9 @@ export function createMemoryLinkPair(): [Link, Link] {
 class MemoryEnd implements Link {
   peer: MemoryEnd | undefined;
   #closed = false;
-  readonly #messageHandlers = new Set<(message: unknown) => void>();
-  readonly #closeHandlers = new Set<(error?: Error) => void>();
+  readonly #listeners = new LinkListeners();
+  readonly onMessage = this.#listeners.onMessage;
+  readonly onClose = this.#listeners.onClose;
 
   send(message: JsonRpcMessage): void {
     if (this.#closed) {
@@ -31,41 +33,18 @@ class MemoryEnd implements Link {
     }
   }
 
-  onMessage(handler: (message: unknown) => void): () => void {
-    const entry = (message: unknown) => handler(message);
-    this.#messageHandlers.add(entry);
-    return () => {
-      this.#messageHandlers.delete(entry);
-    };
-  }
-
-  onClose(handler: (error?: Error) => void): () => void {
-    const entry = (error?: Error) => handler(error);
-    this.#closeHandlers.add(entry);
-    return () => {
-      this.#closeHandlers.delete(entry);
-    };
-  }
-
   close(): void {
     if (this.#closed) {
       return;
     }
     this.#closed = true;
-    this.#messageHandlers.clear();
-    const handlers = [...this.#closeHandlers];
-    this.#closeHandlers.clear();
-    for (const handler of handlers) {
-      handler();
-    }
+    this.#listeners.closed();
     // Behind the messages already sent, as a pipe delivers its data before its end.
     const peer = this.peer;
     void Promise.resolve().then(() => peer?.close());
   }
 
   #deliver(message: unknown): void {
-    for (const handler of [...this.#messageHandlers]) {
-      handler(message);
-    }
+    this.#listeners.deliver(message);
   }
 }

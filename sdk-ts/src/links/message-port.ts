@@ -1,4 +1,5 @@
 import type { JsonRpcMessage, Link } from "../link.js";
+import { LinkListeners } from "../link-listeners.js";
 
 type Listener = (event: unknown) => void;
 
@@ -32,16 +33,13 @@ export interface MessagePortLike {
  * `close` (Node, Electron, recent browsers) or when close() is called.
  */
 export function createMessagePortLink(port: MessagePortLike): Link {
-  const messageHandlers = new Set<(message: unknown) => void>();
-  const closeHandlers = new Set<(error?: Error) => void>();
+  const listeners = new LinkListeners();
   let closed = false;
 
   // Both the DOM and Electron's MessagePortMain hand over an event whose `data` is the message.
   const onPortMessage: Listener = (event) => {
     const message = (event as { data?: unknown }).data;
-    for (const handler of [...messageHandlers]) {
-      handler(message);
-    }
+    listeners.deliver(message);
   };
   const onPortClose: Listener = () => finish();
 
@@ -76,12 +74,7 @@ export function createMessagePortLink(port: MessagePortLike): Link {
     for (const stop of unlisten) {
       stop();
     }
-    messageHandlers.clear();
-    const handlers = [...closeHandlers];
-    closeHandlers.clear();
-    for (const handler of handlers) {
-      handler();
-    }
+    listeners.closed();
   }
 
   return {
@@ -91,20 +84,8 @@ export function createMessagePortLink(port: MessagePortLike): Link {
       }
       port.postMessage(message);
     },
-    onMessage(handler) {
-      const entry = (message: unknown) => handler(message);
-      messageHandlers.add(entry);
-      return () => {
-        messageHandlers.delete(entry);
-      };
-    },
-    onClose(handler) {
-      const entry = (error?: Error) => handler(error);
-      closeHandlers.add(entry);
-      return () => {
-        closeHandlers.delete(entry);
-      };
-    },
+    onMessage: listeners.onMessage,
+    onClose: listeners.onClose,
     close() {
       if (closed) {
         return;

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createLineDecoder, encodeLine } from "../framing.js";
 import type { JsonRpcMessage, Link } from "../link.js";
+import { LinkListeners } from "../link-listeners.js";
 
 export interface NodeLinkOptions {
   args?: readonly string[];
@@ -37,8 +38,7 @@ export function createNodeLink(binaryPath: string, options: NodeLinkOptions = {}
     ...(options.env === undefined ? {} : { env: options.env }),
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
-  const messageHandlers = new Set<(message: unknown) => void>();
-  const closeHandlers = new Set<(error?: Error) => void>();
+  const listeners = new LinkListeners();
   let closing = false;
   let exited = false;
   let disposal: Promise<void> | undefined;
@@ -52,9 +52,7 @@ export function createNodeLink(binaryPath: string, options: NodeLinkOptions = {}
       if (closing || isShutdownAnswer(message)) {
         return;
       }
-      for (const handler of [...messageHandlers]) {
-        handler(message);
-      }
+      listeners.deliver(message);
     },
     ...(options.onInvalidLine === undefined ? {} : { onInvalidLine: options.onInvalidLine }),
   });
@@ -71,12 +69,7 @@ export function createNodeLink(binaryPath: string, options: NodeLinkOptions = {}
       return;
     }
     exited = true;
-    messageHandlers.clear();
-    const handlers = [...closeHandlers];
-    closeHandlers.clear();
-    for (const handler of handlers) {
-      handler(closing ? undefined : error);
-    }
+    listeners.closed(closing ? undefined : error);
   };
   child.once("error", (error) => finish(new Error(`statesync-sidecar at ${binaryPath}: ${error.message}`)));
   child.once("close", (code, signal) =>
@@ -122,20 +115,8 @@ export function createNodeLink(binaryPath: string, options: NodeLinkOptions = {}
         throw new Error("the sidecar link is closed");
       }
     },
-    onMessage(handler) {
-      const entry = (message: unknown) => handler(message);
-      messageHandlers.add(entry);
-      return () => {
-        messageHandlers.delete(entry);
-      };
-    },
-    onClose(handler) {
-      const entry = (error?: Error) => handler(error);
-      closeHandlers.add(entry);
-      return () => {
-        closeHandlers.delete(entry);
-      };
-    },
+    onMessage: listeners.onMessage,
+    onClose: listeners.onClose,
     close() {
       void dispose();
     },

@@ -1,6 +1,7 @@
 import { type Child, Command } from "@tauri-apps/plugin-shell";
 import { createLineDecoder, encodeLine } from "../framing.js";
 import type { Link } from "../link.js";
+import { LinkListeners } from "../link-listeners.js";
 
 export interface TauriLinkOptions {
   /** The sidecar as named in `bundle.externalBin`; "binaries/statesync-sidecar" by default. */
@@ -32,8 +33,7 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     ...(options.env === undefined ? {} : { env: options.env }),
   });
-  const messageHandlers = new Set<(message: unknown) => void>();
-  const closeHandlers = new Set<(error?: Error) => void>();
+  const listeners = new LinkListeners();
   let closed = false;
   let exited = false;
   let markExited: () => void = () => {};
@@ -46,9 +46,7 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
 
   const decoder = createLineDecoder({
     onMessage(message) {
-      for (const handler of [...messageHandlers]) {
-        handler(message);
-      }
+      listeners.deliver(message);
     },
     acceptUnterminatedObjects: true,
     ...(options.onInvalidLine === undefined ? {} : { onInvalidLine: options.onInvalidLine }),
@@ -67,12 +65,7 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
       return;
     }
     closed = true;
-    messageHandlers.clear();
-    const handlers = [...closeHandlers];
-    closeHandlers.clear();
-    for (const handler of handlers) {
-      handler(error);
-    }
+    listeners.closed(error);
   };
   command.on("close", ({ code, signal }) => {
     markExited();
@@ -102,20 +95,8 @@ export async function createTauriLink(options: TauriLinkOptions = {}): Promise<T
           void child.kill().catch(() => {});
         });
     },
-    onMessage(handler) {
-      const entry = (message: unknown) => handler(message);
-      messageHandlers.add(entry);
-      return () => {
-        messageHandlers.delete(entry);
-      };
-    },
-    onClose(handler) {
-      const entry = (error?: Error) => handler(error);
-      closeHandlers.add(entry);
-      return () => {
-        closeHandlers.delete(entry);
-      };
-    },
+    onMessage: listeners.onMessage,
+    onClose: listeners.onClose,
     close() {
       if (closed) {
         return;
