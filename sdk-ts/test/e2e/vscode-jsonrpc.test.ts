@@ -140,7 +140,14 @@ describe("vscode-jsonrpc drives statesync-sidecar --framing lsp", () => {
       const revisions = peer.applies.filter((a) => a.channel === channel).map((a) => Number(a.revision));
       expect(revisions).toEqual([...revisions].sort((a, b) => a - b)); // one at a time, increasing
       expect(new Set(revisions).size).toBe(revisions.length);
-      expect((await status(peer, channel)).localRevision).toBe(last.revision);
+      // The host records an apply before its answer reaches the sidecar, which advances
+      // localRevision only on that answer: wait for it rather than race it.
+      const deadline = Date.now() + 5000;
+      let local = (await status(peer, channel)).localRevision;
+      while (local !== last.revision && Date.now() < deadline) {
+        local = (await status(peer, channel)).localRevision;
+      }
+      expect(local).toBe(last.revision);
     }
     const list = await peer.connection.sendRequest<{ channels: ChannelStatus[] }>("channel.list", {});
     expect(list.channels.map((c) => c.channel).sort()).toEqual(["main", "settings"]);
