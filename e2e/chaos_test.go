@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/state-sync/state-sync/internal/chaos"
 
 	"github.com/state-sync/state-sync/sidecar"
 )
@@ -54,19 +55,19 @@ import (
 // run (whichever comes first); CHAOS_PLAIN=1 runs the binary built without -race, whose
 // memory is the one users get. task soak runs it long.
 func TestChaos(t *testing.T) {
-	settings := chaosSettingsFromEnv(t, 5000, 25*time.Second)
-	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.seed, settings.seed, settings.events, settings.duration)
+	settings := chaos.SettingsFromEnv(t, 5000, 10, 25*time.Second)
+	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.Seed, settings.Seed, settings.Events, settings.Duration)
 	h := newChaosHost(t, settings)
 	h.start()
 
 	// Warm-up: a tenth of the events, then every channel closed; the memory after it is
 	// the baseline the end is compared with.
-	h.run(settings.events/10, settings.duration/10)
+	h.run(settings.Events/10, settings.Duration/10)
 	h.quiesce()
 	h.closeAll()
 	warmRSS := h.rss()
 
-	h.run(settings.events-settings.events/10, settings.duration)
+	h.run(settings.Events-settings.Events/10, settings.Duration)
 	h.quiesce()
 	h.converge()
 	h.checkFetchBound()
@@ -75,35 +76,6 @@ func TestChaos(t *testing.T) {
 	h.checkMemory(warmRSS, endRSS)
 	h.exit()
 	h.report(warmRSS, endRSS)
-}
-
-type chaosSettings struct {
-	seed     uint64
-	events   int
-	duration time.Duration
-}
-
-func chaosSettingsFromEnv(t *testing.T, events int, duration time.Duration) chaosSettings {
-	t.Helper()
-	s := chaosSettings{seed: uint64(time.Now().UnixNano()), events: events, duration: duration}
-	if v := os.Getenv("CHAOS_SEED"); v != "" {
-		seed, err := strconv.ParseUint(v, 10, 64)
-		require.NoError(t, err, "CHAOS_SEED: want a decimal u64")
-		s.seed = seed
-	}
-	if v := os.Getenv("CHAOS_EVENTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(t, err, "CHAOS_EVENTS: want a number of events")
-		require.GreaterOrEqual(t, n, 10, "CHAOS_EVENTS")
-		s.events = n
-	}
-	if v := os.Getenv("CHAOS_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		require.NoError(t, err, "CHAOS_DURATION: want a duration such as 2m")
-		require.Positive(t, d, "CHAOS_DURATION")
-		s.duration = d
-	}
-	return s
 }
 
 const (
@@ -164,7 +136,7 @@ type chaosApplyRec struct {
 
 type chaosHost struct {
 	t        *testing.T
-	settings chaosSettings
+	settings chaos.Settings
 	plain    bool // CHAOS_PLAIN: the binary built without -race
 	driver   *rand.Rand
 	healed   atomic.Bool
@@ -199,11 +171,11 @@ type heldEvent struct {
 	params map[string]any
 }
 
-func newChaosHost(t *testing.T, s chaosSettings) *chaosHost {
+func newChaosHost(t *testing.T, s chaos.Settings) *chaosHost {
 	h := &chaosHost{
 		t: t, settings: s,
-		driver:    rand.New(rand.NewPCG(s.seed, 0x5eed)),
-		faultRand: rand.New(rand.NewPCG(s.seed, 0xfa17)),
+		driver:    rand.New(rand.NewPCG(s.Seed, 0x5eed)),
+		faultRand: rand.New(rand.NewPCG(s.Seed, 0xfa17)),
 		plain:     os.Getenv("CHAOS_PLAIN") != "",
 		chans:     map[string]*chaosChan{}, closeIDs: map[string]string{}, applyIDs: map[string]*chaosApplyRec{},
 		faults: map[string]int{}, errs: map[string]int{}, counts: map[string]int{}, codes: map[int64]int{},
@@ -277,18 +249,7 @@ func (h *chaosHost) pickLocked(kinds []string, weights []int) string {
 	if h.healed.Load() {
 		return "ok"
 	}
-	total := 0
-	for _, w := range weights {
-		total += w
-	}
-	n := h.faultRand.IntN(total)
-	for i, w := range weights {
-		if n < w {
-			return kinds[i]
-		}
-		n -= w
-	}
-	return kinds[len(kinds)-1]
+	return chaos.Pick(h.faultRand, kinds, weights)
 }
 
 var (
@@ -313,15 +274,6 @@ func (h *chaosHost) HandleRequest(ctx context.Context, method string, params jso
 // lateAnswer waits past the sidecar's call timeout: the answer that follows is dropped.
 func lateAnswer(ctx context.Context) {
 	t := time.NewTimer(chaosCallTimeout + 50*time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-func slowAnswer(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -371,7 +323,7 @@ func (h *chaosHost) getSnapshot(ctx context.Context, raw json.RawMessage) (any, 
 
 	switch fault {
 	case "slow":
-		slowAnswer(ctx, delay)
+		chaos.Wait(ctx, delay)
 		h.mu.Lock()
 		if tp.epoch != epoch {
 			h.faults["getSnapshot slow across an epoch change"]++
@@ -441,7 +393,7 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 
 	switch fault {
 	case "slow":
-		slowAnswer(ctx, delay)
+		chaos.Wait(ctx, delay)
 	case "fail":
 		return nil, &sidecar.RPCError{Code: -32051, Message: "chaos: the window could not apply"}
 	case "timeout":
@@ -632,7 +584,7 @@ func (h *chaosHost) run(events int, d time.Duration) {
 		}
 		select {
 		case <-h.c.Exited():
-			h.t.Fatalf("chaos seed %d: the sidecar exited during the chaos (exit code %d)", h.settings.seed, h.c.ExitCode())
+			h.t.Fatalf("chaos seed %d: the sidecar exited during the chaos (exit code %d)", h.settings.Seed, h.c.ExitCode())
 		default:
 		}
 		done += h.step()
@@ -1053,7 +1005,7 @@ func (h *chaosHost) waitGroup(wg *sync.WaitGroup, what string) {
 	case <-time.After(chaosWaitBound):
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.t.Fatalf("chaos seed %d: %s did not finish within %v (hang); violations so far: %s", h.settings.seed, what, chaosWaitBound, strings.Join(h.violations, "\n"))
+		h.t.Fatalf("chaos seed %d: %s did not finish within %v (hang); violations so far: %s", h.settings.Seed, what, chaosWaitBound, strings.Join(h.violations, "\n"))
 	}
 }
 
@@ -1292,9 +1244,9 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 	if h.plain {
 		build = "plain, no -race"
 	}
-	fmt.Fprintf(&b, "chaos (real binary, %s) seed %d: %d events in %s", build, h.settings.seed, h.events, h.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(&b, "chaos (real binary, %s) seed %d: %d events in %s", build, h.settings.Seed, h.events, h.elapsed.Round(time.Millisecond))
 	if h.cutByTime {
-		fmt.Fprintf(&b, " (cut by CHAOS_DURATION=%s)", h.settings.duration)
+		fmt.Fprintf(&b, " (cut by CHAOS_DURATION=%s)", h.settings.Duration)
 	}
 	fmt.Fprintf(&b, "\n  channels: %d opened, %d closed, %d opens failed, %d open at the end (max %d at once)",
 		h.counts["channels opened"], h.counts["channels closed"], h.counts["opens failed"], h.counts["open at the end"], chaosMaxOpen)
@@ -1304,36 +1256,20 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 	for _, n := range h.faults {
 		total += n
 	}
-	fmt.Fprintf(&b, "\n  faults injected: %d: %s", total, chaosFormatCounts(h.faults))
-	fmt.Fprintf(&b, "\n  error notifications by phase: %s", chaosFormatCounts(h.errs))
+	fmt.Fprintf(&b, "\n  faults injected: %d: %s", total, chaos.FormatCounts(h.faults))
+	fmt.Fprintf(&b, "\n  error notifications by phase: %s", chaos.FormatCounts(h.errs))
 	codes := map[string]int{}
 	for c, n := range h.codes {
 		codes[strconv.FormatInt(c, 10)] = n
 	}
-	fmt.Fprintf(&b, "\n  error answers by code: %s", chaosFormatCounts(codes))
+	fmt.Fprintf(&b, "\n  error answers by code: %s", chaos.FormatCounts(codes))
 	fmt.Fprintf(&b, "\n  resident memory: %d KiB after the warm-up, %d KiB at the end", warmKiB, endKiB)
 	fmt.Fprintf(&b, "\n  invariant violations: %d", h.counts["violations"])
 	fmt.Fprintf(&b, "\n  leaks: %d", h.counts["leaks"])
 	h.t.Log(b.String())
 	if h.counts["violations"] > 0 {
-		h.t.Errorf("chaos seed %d (replay: CHAOS_SEED=%d go test -race -run 'TestChaos$' ./e2e):\n%s", h.settings.seed, h.settings.seed, strings.Join(h.violations, "\n"))
+		h.t.Errorf("chaos seed %d (replay: CHAOS_SEED=%d go test -race -run 'TestChaos$' ./e2e):\n%s", h.settings.Seed, h.settings.Seed, strings.Join(h.violations, "\n"))
 	}
-}
-
-func chaosFormatCounts(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // procStatusKiB reads one "Name:   N kB" line of /proc/PID/status.

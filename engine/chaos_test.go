@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/state-sync/state-sync/internal/chaos"
 )
 
 // TestChaos is the in-process chaos property test of the engine (the e2e package runs the
@@ -48,8 +47,8 @@ import (
 // varies); CHAOS_EVENTS and CHAOS_DURATION scale it: it stops at whichever comes first.
 // task soak runs it long.
 func TestChaos(t *testing.T) {
-	settings := chaosSettingsFromEnv(t, 15000, 20*time.Second)
-	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.seed, settings.seed, settings.events, settings.duration)
+	settings := chaos.SettingsFromEnv(t, 15000, 1, 20*time.Second)
+	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.Seed, settings.Seed, settings.Events, settings.Duration)
 	runtime.GC()
 	baseGoroutines := runtime.NumGoroutine()
 	var baseMem runtime.MemStats
@@ -62,35 +61,6 @@ func TestChaos(t *testing.T) {
 	w.closeAll()
 	leaks := w.checkLeaks(baseGoroutines, baseMem.HeapAlloc)
 	w.report(leaks)
-}
-
-type chaosSettings struct {
-	seed     uint64
-	events   int
-	duration time.Duration
-}
-
-func chaosSettingsFromEnv(t *testing.T, events int, duration time.Duration) chaosSettings {
-	t.Helper()
-	s := chaosSettings{seed: uint64(time.Now().UnixNano()), events: events, duration: duration}
-	if v := os.Getenv("CHAOS_SEED"); v != "" {
-		seed, err := strconv.ParseUint(v, 10, 64)
-		require.NoError(t, err, "CHAOS_SEED: want a decimal u64")
-		s.seed = seed
-	}
-	if v := os.Getenv("CHAOS_EVENTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(t, err, "CHAOS_EVENTS: want a number of events")
-		require.Positive(t, n, "CHAOS_EVENTS")
-		s.events = n
-	}
-	if v := os.Getenv("CHAOS_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		require.NoError(t, err, "CHAOS_DURATION: want a duration such as 2m")
-		require.Positive(t, d, "CHAOS_DURATION")
-		s.duration = d
-	}
-	return s
 }
 
 type chaosKind string
@@ -143,7 +113,7 @@ type chaosChan struct {
 
 type chaosWorld struct {
 	t        *testing.T
-	settings chaosSettings
+	settings chaos.Settings
 	driver   *rand.Rand // the driver's choices: replayed exactly by the seed
 	healed   atomic.Bool
 
@@ -165,11 +135,11 @@ type chaosWorld struct {
 	cutByTime  bool
 }
 
-func newChaosWorld(t *testing.T, s chaosSettings) *chaosWorld {
+func newChaosWorld(t *testing.T, s chaos.Settings) *chaosWorld {
 	w := &chaosWorld{
 		t: t, settings: s,
-		driver:    rand.New(rand.NewPCG(s.seed, 0x5eed)),
-		faultRand: rand.New(rand.NewPCG(s.seed, 0xfa17)),
+		driver:    rand.New(rand.NewPCG(s.Seed, 0x5eed)),
+		faultRand: rand.New(rand.NewPCG(s.Seed, 0xfa17)),
 		faults:    map[string]int{}, errors: map[Phase]int{}, counts: map[string]int{},
 		changed: make(chan struct{}),
 	}
@@ -205,33 +175,12 @@ func chaosData(topic, epoch string, rev Revision) json.RawMessage {
 
 func chaosRev(n uint64) Revision { return Revision(strconv.FormatUint(n, 10)) }
 
-// chaosSleep waits d or until ctx ends: the fault being injected is slowness.
-func chaosSleep(ctx context.Context, d time.Duration) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-	}
-}
-
 // pickLocked draws one fault kind by weight; healed worlds answer "ok".
 func (w *chaosWorld) pickLocked(kinds []string, weights []int) string {
 	if w.healed.Load() {
 		return "ok"
 	}
-	total := 0
-	for _, wt := range weights {
-		total += wt
-	}
-	n := w.faultRand.IntN(total)
-	for i, wt := range weights {
-		if n < wt {
-			return kinds[i]
-		}
-		n -= wt
-	}
-	return kinds[len(kinds)-1]
+	return chaos.Pick(w.faultRand, kinds, weights)
 }
 
 var (
@@ -272,7 +221,7 @@ func (u chaosUpstream) GetSnapshot(ctx context.Context, _ SnapshotRequest) (Snap
 
 	switch fault {
 	case "slow":
-		chaosSleep(ctx, delay)
+		chaos.Wait(ctx, delay)
 		w.mu.Lock()
 		if u.topic.epoch != epoch {
 			// Read before the source restarted, answered after: an answer from the old
@@ -348,7 +297,7 @@ func (cc *chaosChan) Apply(ctx context.Context, snapshot Snapshot) error {
 
 	switch fault {
 	case "slow":
-		chaosSleep(ctx, delay)
+		chaos.Wait(ctx, delay)
 	case "fail":
 		return errors.New("chaos: the window could not apply")
 	case "timeout":
@@ -380,8 +329,8 @@ func (w *chaosWorld) onError(serr *SyncError) {
 // run drives the chaos until the event budget or the time budget is spent.
 func (w *chaosWorld) run() {
 	start := time.Now()
-	deadline := start.Add(w.settings.duration)
-	for w.events < w.settings.events {
+	deadline := start.Add(w.settings.Duration)
+	for w.events < w.settings.Events {
 		if time.Now().After(deadline) {
 			w.cutByTime = true
 			break
@@ -422,7 +371,7 @@ func (w *chaosWorld) waitGroup(wg *sync.WaitGroup, what string) {
 		w.mu.Lock()
 		w.violationLocked("%s did not return within %v of the end of the chaos (hang)", what, waitTimeout)
 		w.mu.Unlock()
-		w.t.Fatalf("chaos seed %d: %s hung; violations: %s", w.settings.seed, what, strings.Join(w.violations, "\n"))
+		w.t.Fatalf("chaos seed %d: %s hung; violations: %s", w.settings.Seed, what, strings.Join(w.violations, "\n"))
 	}
 }
 
@@ -931,9 +880,9 @@ func (w *chaosWorld) report(leaks []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos (engine, in process) seed %d: %d events in %s", w.settings.seed, w.events, w.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(&b, "chaos (engine, in process) seed %d: %d events in %s", w.settings.Seed, w.events, w.elapsed.Round(time.Millisecond))
 	if w.cutByTime {
-		fmt.Fprintf(&b, " (cut by CHAOS_DURATION=%s)", w.settings.duration)
+		fmt.Fprintf(&b, " (cut by CHAOS_DURATION=%s)", w.settings.Duration)
 	}
 	fmt.Fprintf(&b, "\n  channels: %d opened, %d closed, %d failed to start, %d open at the end (max %d at once)",
 		w.counts["channels opened"], w.counts["channels closed"], w.counts["starts failed"], w.counts["open at the end"], chaosMaxOpen)
@@ -943,35 +892,19 @@ func (w *chaosWorld) report(leaks []string) {
 	for _, n := range w.faults {
 		totalFaults += n
 	}
-	fmt.Fprintf(&b, "\n  faults injected: %d: %s", totalFaults, chaosFormatCounts(w.faults))
+	fmt.Fprintf(&b, "\n  faults injected: %d: %s", totalFaults, chaos.FormatCounts(w.faults))
 	errs := map[string]int{}
 	for p, n := range w.errors {
 		errs[string(p)] = n
 	}
-	fmt.Fprintf(&b, "\n  errors reported by phase: %s", chaosFormatCounts(errs))
+	fmt.Fprintf(&b, "\n  errors reported by phase: %s", chaos.FormatCounts(errs))
 	fmt.Fprintf(&b, "\n  invariant violations: %d", w.counts["violations"])
 	fmt.Fprintf(&b, "\n  leaks: %d", len(leaks))
 	w.t.Log(b.String())
 	if w.counts["violations"] > 0 || len(leaks) > 0 {
 		w.t.Errorf("chaos seed %d (replay: CHAOS_SEED=%d go test -race -run 'TestChaos$' ./engine):\n%s\n%s",
-			w.settings.seed, w.settings.seed, strings.Join(w.violations, "\n"), strings.Join(leaks, "\n"))
+			w.settings.Seed, w.settings.Seed, strings.Join(w.violations, "\n"), strings.Join(leaks, "\n"))
 	}
-}
-
-func chaosFormatCounts(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(slices.Clip(parts), ", ")
 }
 
 // Found by TestChaos: an invalidation that arrived while a refresh asked for the same
