@@ -43,9 +43,9 @@ var errTooLarge = errors.New("message too large")
 //     and reading goes on, where the stock codec would close the connection;
 //   - requests never reach jsonrpc2's decoder, which round-trips params through
 //     map[string]any (that would decode every snapshot's data) and costs several decodes
-//     per message. The stream parses the envelope only, keeps params raw in a table, and
-//     hands the handler a jsonrpc2.Request whose params are a ticket into that table, on
-//     the reading goroutine, in arrival order (see start);
+//     per message. The stream parses the envelope only and hands each request to the
+//     server with its params raw, on the reading goroutine, in arrival order (see start);
+//     jsonrpc2 only writes the replies;
 //   - calls to the host (getSnapshot, apply) bypass jsonrpc2 both ways: writeCall encodes
 //     them directly, the snapshot's data written as it is, never re-encoded or copied
 //     (jsonrpc2 would compact it four times per apply), and the stream hands each answer
@@ -63,15 +63,13 @@ type stream struct {
 	closer  io.Closer
 	plain   atomic.Pointer[plainData] // the last data checked by lineSafe
 
-	mu         sync.Mutex
-	params     map[uint64]json.RawMessage
-	nextTicket uint64
-	calls      map[string]chan callAnswer // calls to the host waiting for their answer, by id
-	gone       chan struct{}              // closed once the input has ended or the stream is closed
-	goneOnce   sync.Once
+	mu       sync.Mutex
+	calls    map[string]chan callAnswer // calls to the host waiting for their answer, by id
+	gone     chan struct{}              // closed once the input has ended or the stream is closed
+	goneOnce sync.Once
 
-	ready    chan struct{}           // closed by start: ReadObject waits for it
-	dispatch func(*jsonrpc2.Request) // set by start; nil: requests go to jsonrpc2 as stand-ins
+	ready    chan struct{}                                       // closed by start: ReadObject waits for it
+	dispatch func(req *jsonrpc2.Request, params json.RawMessage) // set by start
 }
 
 // callAnswer is the host's answer to one of our calls: a raw result, or its error.
@@ -87,7 +85,6 @@ func newStream(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *t
 		w:        bufio.NewWriterSize(w, 64*1024),
 		maxBytes: maxBytes,
 		trace:    trace,
-		params:   map[uint64]json.RawMessage{},
 		calls:    map[string]chan callAnswer{},
 		gone:     make(chan struct{}),
 		ready:    make(chan struct{}),
@@ -108,17 +105,17 @@ type envelope struct {
 	Error   json.RawMessage `json:"error"`
 }
 
-// start lets ReadObject run. With dispatch, every request is handed to dispatch right on
-// the reading goroutine, in arrival order, and ReadObject returns only when the input
-// ends; without, requests go to jsonrpc2 as stand-in messages (which it decodes again).
-func (s *stream) start(dispatch func(*jsonrpc2.Request)) {
+// start lets ReadObject run: every request is handed to dispatch right on the reading
+// goroutine, in arrival order, with its params raw.
+func (s *stream) start(dispatch func(req *jsonrpc2.Request, params json.RawMessage)) {
 	s.dispatch = dispatch
 	close(s.ready)
 }
 
-// ReadObject implements jsonrpc2.ObjectStream. It returns only well-formed messages;
-// everything else is answered and skipped. It fails only when the input ends.
-func (s *stream) ReadObject(v any) error {
+// ReadObject implements jsonrpc2.ObjectStream. It reads every frame, hands requests to
+// dispatch and answers to their callers, answers malformed frames, and returns only when
+// the input ends: jsonrpc2 never sees an incoming message.
+func (s *stream) ReadObject(any) error {
 	<-s.ready
 	for {
 		frame, err := s.readFrame()
@@ -131,39 +128,24 @@ func (s *stream) ReadObject(v any) error {
 			return err
 		}
 		s.trace.frame("<-", frame)
-		req, ok := s.admit(frame)
-		if !ok {
-			continue
+		if req, params, ok := s.admit(frame); ok {
+			s.dispatch(req, params)
 		}
-		if s.dispatch != nil {
-			s.dispatch(req)
-			continue
-		}
-		small, err := json.Marshal(req)
-		if err == nil {
-			err = json.Unmarshal(small, v)
-		}
-		if err != nil {
-			// admit only builds messages jsonrpc2 accepts; reaching this is a bug.
-			s.writeError(nil, jsonrpc2.CodeInternalError, "internal error decoding a message: "+err.Error())
-			continue
-		}
-		return nil
 	}
 }
 
-// admit checks a frame and returns the request it carries, its params replaced by a
-// ticket (see takeParams); it hands an answer to one of our calls to its caller, and
-// answers a malformed frame with an error. It returns false for anything but a request.
-func (s *stream) admit(frame []byte) (*jsonrpc2.Request, bool) {
+// admit checks a frame and returns the request it carries with its raw params; it hands
+// an answer to one of our calls to its caller, and answers a malformed frame with an
+// error. It returns false for anything but a request.
+func (s *stream) admit(frame []byte) (*jsonrpc2.Request, json.RawMessage, bool) {
 	trimmed := bytes.TrimSpace(frame)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		if !json.Valid(trimmed) {
 			s.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+syntaxError(trimmed))
-			return nil, false
+			return nil, nil, false
 		}
 		s.writeError(nil, jsonrpc2.CodeInvalidRequest, "batches are not supported: send one message per line")
-		return nil, false
+		return nil, nil, false
 	}
 	var env envelope
 	if splitEnvelope(trimmed, &env) {
@@ -175,12 +157,12 @@ func (s *stream) admit(frame []byte) (*jsonrpc2.Request, bool) {
 		} else {
 			s.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+syntaxError(trimmed))
 		}
-		return nil, false
+		return nil, nil, false
 	}
 	id, idOK := canonicalID(env.ID)
 	if string(env.JSONRPC) != `"2.0"` {
 		s.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
-		return nil, false
+		return nil, nil, false
 	}
 	isRequest := len(env.Method) > 0
 	isResponse := len(env.Result) > 0 || len(env.Error) > 0
@@ -189,27 +171,26 @@ func (s *stream) admit(frame []byte) (*jsonrpc2.Request, bool) {
 		var method string
 		if json.Unmarshal(env.Method, &method) != nil || method == "" {
 			s.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "method" must be a non-empty string`)
-			return nil, false
+			return nil, nil, false
 		}
 		if len(env.ID) > 0 && !idOK {
 			s.writeError(nil, jsonrpc2.CodeInvalidRequest, `invalid request: "id" must be a string or a non-negative integer`)
-			return nil, false
+			return nil, nil, false
 		}
-		ticket := json.RawMessage(strconv.AppendUint(nil, s.keepParams(env.Params), 10))
-		req := &jsonrpc2.Request{Method: method, Params: &ticket, Notif: len(env.ID) == 0}
+		req := &jsonrpc2.Request{Method: method, Notif: len(env.ID) == 0}
 		if !req.Notif {
 			req.ID = requestID(id)
 		}
-		return req, true
+		return req, env.Params, true
 	case isResponse && !isRequest && idOK:
 		s.deliver(string(id), env)
-		return nil, false
+		return nil, nil, false
 	case isResponse && !isRequest:
 		// A response we cannot match; there is nobody to answer.
-		return nil, false
+		return nil, nil, false
 	default:
 		s.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: a message needs "method" (a request) or "result"/"error" (a response)`)
-		return nil, false
+		return nil, nil, false
 	}
 }
 
@@ -263,30 +244,6 @@ func syntaxError(frame []byte) string {
 		hint = " (one message per line: pretty-printed JSON must be compacted, e.g. with jq -c)"
 	}
 	return err.Error() + hint
-}
-
-func (s *stream) keepParams(params json.RawMessage) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextTicket++
-	s.params[s.nextTicket] = params
-	return s.nextTicket
-}
-
-// takeParams returns the raw params of a request that came through admit.
-func (s *stream) takeParams(req *jsonrpc2.Request) json.RawMessage {
-	if req.Params == nil {
-		return nil
-	}
-	ticket, err := strconv.ParseUint(string(*req.Params), 10, 64)
-	if err != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	params := s.params[ticket]
-	delete(s.params, ticket)
-	return params
 }
 
 // expect registers the id of a call we are about to send and returns where its answer

@@ -106,8 +106,8 @@ type Server struct {
 	log *slog.Logger
 
 	stream *stream
-	conn   atomic.Pointer[jsonrpc2.Conn] // set by Serve, and by Handle, which may run first
-	ops    errgroup.Group                // handlers that wait on the host; bounded by MaxInFlight
+	conn   *jsonrpc2.Conn // set by Serve before the stream starts reading
+	ops    errgroup.Group // handlers that wait on the host; bounded by MaxInFlight
 	callID atomic.Uint64
 
 	shutdownOnce sync.Once
@@ -177,9 +177,9 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	// would): the stream hands requests straight to Handle, not through jsonrpc2.
 	connCtx, cancelConn := context.WithCancel(ctx)
 	defer cancelConn()
-	conn := jsonrpc2.NewConn(connCtx, s.stream, s, jsonrpc2.SetLogger(connLog))
-	s.conn.Store(conn)
-	s.stream.start(func(req *jsonrpc2.Request) { s.Handle(connCtx, conn, req) })
+	conn := jsonrpc2.NewConn(connCtx, s.stream, noIncoming{}, jsonrpc2.SetLogger(connLog))
+	s.conn = conn
+	s.stream.start(func(req *jsonrpc2.Request, params json.RawMessage) { s.handle(connCtx, req, params) })
 
 	reason := "signal"
 	select {
@@ -230,12 +230,16 @@ func (s *Server) stopAll() {
 	}
 }
 
-// Handle implements jsonrpc2.Handler. It runs on the connection's read goroutine, so
-// it answers quick methods at once and hands methods that wait on the host to a bounded
-// group of goroutines: a slow host answer never blocks other channels.
-func (s *Server) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
-	s.conn.Store(conn)
-	params := s.stream.takeParams(req)
+// noIncoming is the jsonrpc2.Handler of a connection whose stream dispatches every
+// request itself (see stream): jsonrpc2 never reads a message, it only writes replies.
+type noIncoming struct{}
+
+func (noIncoming) Handle(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) {}
+
+// handle runs on the stream's read goroutine, so it answers quick methods at once and
+// hands methods that wait on the host to a bounded group of goroutines: a slow host
+// answer never blocks other channels.
+func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("handler panicked", "method", req.Method, "panic", r)
@@ -320,12 +324,12 @@ func (s *Server) reply(ctx context.Context, req *jsonrpc2.Request, result any, e
 		return
 	}
 	if err != nil {
-		if sendErr := s.conn.Load().ReplyWithError(ctx, req.ID, toWire(err)); sendErr != nil {
+		if sendErr := s.conn.ReplyWithError(ctx, req.ID, toWire(err)); sendErr != nil {
 			s.log.Debug("reply not sent", "method", req.Method, "err", sendErr)
 		}
 		return
 	}
-	if sendErr := s.conn.Load().Reply(ctx, req.ID, result); sendErr != nil {
+	if sendErr := s.conn.Reply(ctx, req.ID, result); sendErr != nil {
 		s.log.Debug("reply not sent", "method", req.Method, "err", sendErr)
 	}
 }
@@ -385,7 +389,7 @@ func (s *Server) call(ctx context.Context, method string, params any) (json.RawM
 
 // notifyError sends an error notification with the full context.
 func (s *Server) notifyError(serr *engine.SyncError) {
-	if err := s.conn.Load().Notify(context.Background(), "error", errorContext(serr)); err != nil {
+	if err := s.conn.Notify(context.Background(), "error", errorContext(serr)); err != nil {
 		s.log.Debug("error notification not sent", "err", err)
 	}
 }
