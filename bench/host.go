@@ -30,7 +30,14 @@ type host struct {
 	pmu     sync.Mutex
 	pending map[int64]chan reply
 
-	snap atomic.Pointer[hostSnapshot] // what getSnapshot answers
+	snap      atomic.Pointer[hostSnapshot] // what getSnapshot answers
+	published atomic.Uint64                // setSnapshot calls so far; a state's seq
+
+	// answered[provider] is the seq of the state each getSnapshot got, in order; provider
+	// is params.channel ("" for the topic's shared fetch). Only while recording is set.
+	recording atomic.Bool
+	amu       sync.Mutex
+	answered  map[string][]uint64
 
 	names   []string
 	index   map[string]int
@@ -58,6 +65,7 @@ type reply struct {
 }
 
 type hostSnapshot struct {
+	seq      uint64 // the how-manieth state the host published
 	revision uint64
 	rev      []byte // decimal revision
 	payload  []byte // raw JSON data
@@ -74,12 +82,17 @@ type target struct {
 // sidecarArgs come before a scenario's own arguments on every sidecar spawned (--profile).
 var sidecarArgs []string
 
-// channelName is the name of channel i in every scenario.
+// channelName is the name of channel i in every scenario (floorchild writes the same).
 func channelName(i int) string { return fmt.Sprintf("c%04d", i) }
 
-// startHost spawns the sidecar for a scenario with channels channel names known upfront.
+// startSidecar spawns the sidecar for a scenario with channels channel names known upfront.
+func startSidecar(bin string, args []string, channels int) (*host, error) {
+	return startHost(bin, append(append([]string(nil), sidecarArgs...), args...), channels)
+}
+
+// startHost spawns bin with args (the sidecar, or a floor child) and drives it.
 func startHost(bin string, args []string, channels int) (*host, error) {
-	cmd := exec.Command(bin, append(append([]string(nil), sidecarArgs...), args...)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -115,9 +128,27 @@ func startHost(bin string, args []string, channels int) (*host, error) {
 	return h, nil
 }
 
-// setSnapshot changes what getSnapshot answers.
+// setSnapshot publishes a new state: what getSnapshot answers from now on.
 func (h *host) setSnapshot(rev uint64, payload []byte) {
-	h.snap.Store(&hostSnapshot{revision: rev, rev: strconv.AppendUint(nil, rev, 10), payload: payload})
+	seq := h.published.Add(1)
+	h.snap.Store(&hostSnapshot{seq: seq, revision: rev, rev: strconv.AppendUint(nil, rev, 10), payload: payload})
+}
+
+// recordAnswers starts (on) or stops recording which state each getSnapshot got.
+func (h *host) recordAnswers(on bool) {
+	h.amu.Lock()
+	if on {
+		h.answered = map[string][]uint64{}
+	}
+	h.amu.Unlock()
+	h.recording.Store(on)
+}
+
+// answers returns what recordAnswers recorded.
+func (h *host) answers() map[string][]uint64 {
+	h.amu.Lock()
+	defer h.amu.Unlock()
+	return h.answered
 }
 
 func (h *host) read() {
@@ -168,6 +199,11 @@ func (h *host) read() {
 		case string(f.method) == "getSnapshot" && f.id != nil:
 			h.getSnapshots.Add(1)
 			s := h.snap.Load()
+			if h.recording.Load() {
+				h.amu.Lock()
+				h.answered[string(f.channel)] = append(h.answered[string(f.channel)], s.seq)
+				h.amu.Unlock()
+			}
 			head := make([]byte, 0, 96)
 			head = append(head, `{"jsonrpc":"2.0","id":`...)
 			head = append(head, f.id...)

@@ -2,34 +2,42 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
-// ingestResult is how fast the sidecar absorbs invalidate notifications.
+// ingestResult is how fast the sidecar absorbs invalidate notifications, next to how fast
+// floorchild reads the same bytes (stale events only: there the sidecar does nothing the
+// floor skips but parse, route and gate).
 type ingestResult struct {
-	Name         string   `json:"name"`
-	Channels     int      `json:"channels"`
-	Events       int      `json:"events"`
-	Seconds      float64  `json:"seconds"`
-	PerSecond    float64  `json:"perSecond"`
-	GetSnapshots int64    `json:"getSnapshots"`
-	Applies      int64    `json:"applies"`
-	ErrorNotifs  int64    `json:"errorNotifications"`
-	FirstErrors  []string `json:"firstErrors,omitempty"`
+	Name           string   `json:"name"`
+	Stale          bool     `json:"stale"`
+	Channels       int      `json:"channels"`
+	Events         int      `json:"events"`
+	Seconds        float64  `json:"seconds"`
+	PerSecond      float64  `json:"perSecond"`
+	FloorPerSecond float64  `json:"floorPerSecond,omitempty"`
+	Ratio          float64  `json:"floorRatio,omitempty"` // floor rate / sidecar rate: how many times slower
+	GetSnapshots   int64    `json:"getSnapshots"`
+	Applies        int64    `json:"applies"`
+	ErrorNotifs    int64    `json:"errorNotifications"`
+	FirstErrors    []string `json:"firstErrors,omitempty"`
 }
 
 // ingest writes count invalidate notifications for one topic with channels channels as
-// fast as the pipe takes them, then one request: it is handled after every notification
-// before it, so its answer marks the moment all were absorbed.
+// fast as the pipe takes them, then one request: the sidecar reads its input in order, so
+// the answer marks the moment every notification was read and routed.
 //
 // stale: every revision is at or below what the channels hold, so each event is parsed,
-// routed to every channel and dropped by the revision gate: the pure ingest path.
-// Otherwise the revisions increase and the host's state follows them as they are written,
-// so the sidecar also fetches and fans out while it reads.
-func ingest(bin, name string, channels, count int, stale bool) (res ingestResult, err error) {
-	res = ingestResult{Name: name, Channels: channels, Events: count}
+// routed to every channel and dropped by the revision gate: the pure ingest path; the
+// floor child reads the same lines and answers the same request. Otherwise the revisions
+// increase and the host's state follows them as they are written, so the sidecar also
+// fetches and fans out while it reads (no floor: the floor child does not fan out per
+// event).
+func ingest(bin, floorBin, name string, channels, count int, stale bool) (res ingestResult, err error) {
+	res = ingestResult{Name: name, Stale: stale, Channels: channels, Events: count}
 	data := payload(1 << 10)
-	h, err := startHost(bin, nil, channels)
+	h, err := startSidecar(bin, nil, channels)
 	if err != nil {
 		return res, err
 	}
@@ -49,6 +57,50 @@ func ingest(bin, name string, channels, count int, stale bool) (res ingestResult
 	if stale {
 		first = 1
 	}
+	fetchesBefore := h.getSnapshots.Load()
+	appliesBefore := h.appliesTotal.Load()
+	elapsed, err := pour(h, first, count, !stale, data, name)
+	if err != nil {
+		return res, err
+	}
+	res.Seconds = elapsed.Seconds()
+	res.PerSecond = float64(count) / elapsed.Seconds()
+	if !stale {
+		// Every channel must still converge on the last revision.
+		t := h.expectAll(channels, first+uint64(count)-1)
+		if _, err := h.wait(t, roundTimeout, "ingest "+name); err != nil {
+			return res, err
+		}
+	}
+	if err := h.close(10 * time.Second); err != nil {
+		return res, err
+	}
+	res.GetSnapshots = h.getSnapshots.Load() - fetchesBefore
+	res.Applies = h.appliesTotal.Load() - appliesBefore
+	res.ErrorNotifs = h.errorNotifs.Load()
+	res.FirstErrors = h.errors()
+	if !stale {
+		return res, nil
+	}
+
+	f, err := startHost(floorBin, []string{"0"}, 0)
+	if err != nil {
+		return res, fmt.Errorf("starting the floor child: %w", err)
+	}
+	defer closeHost(f, &err)
+	floor, err := pour(f, first, count, false, data, "floor of "+name)
+	if err != nil {
+		return res, err
+	}
+	res.FloorPerSecond = float64(count) / floor.Seconds()
+	res.Ratio = res.FloorPerSecond / res.PerSecond
+	return res, nil
+}
+
+// pour writes count invalidations from revision first on, in chunks, then a channel.status
+// request behind them, and returns the time until its answer. advance publishes each
+// chunk's last revision right before the chunk is written.
+func pour(h *host, first uint64, count int, advance bool, data []byte, what string) (time.Duration, error) {
 	type chunk struct {
 		b    []byte
 		last uint64
@@ -63,33 +115,24 @@ func ingest(bin, name string, channels, count int, stale bool) (res ingestResult
 			cur = nil
 		}
 	}
-	fetchesBefore := h.getSnapshots.Load()
-	appliesBefore := h.appliesTotal.Load()
 	t0 := time.Now()
 	for _, c := range chunks {
 		var before func()
-		if !stale {
-			last := c.last
-			before = func() { h.setSnapshot(last, data) }
+		if advance {
+			before = func() { h.setSnapshot(c.last, data) }
 		}
 		h.w.sendBulk(before, c.b)
 	}
-	if _, err := h.callAfterBulk("channel.status", fmt.Appendf(nil, `{"channel":%q}`, channelName(0)), roundTimeout); err != nil {
-		return res, fmt.Errorf("ingest %s: %w", name, err)
+	if _, err := h.callAfterBulk("channel.status", []byte(`{"channel":"`+channelName(0)+`"}`), roundTimeout); err != nil {
+		return 0, fmt.Errorf("ingest %s: %w", what, err)
 	}
-	elapsed := time.Since(t0)
-	res.Seconds = elapsed.Seconds()
-	res.PerSecond = float64(count) / elapsed.Seconds()
-	if !stale {
-		// Every channel must still converge on the last revision.
-		t := h.expectAll(channels, first+uint64(count)-1)
-		if _, err := h.wait(t, roundTimeout, "ingest "+name); err != nil {
-			return res, err
-		}
+	return time.Since(t0), nil
+}
+
+// ingestName names an ingest case in tables.
+func ingestName(stale bool, channels int) string {
+	if stale {
+		return "stale revisions, " + strconv.Itoa(channels) + " channels (parse, route, revision gate)"
 	}
-	res.GetSnapshots = h.getSnapshots.Load() - fetchesBefore
-	res.Applies = h.appliesTotal.Load() - appliesBefore
-	res.ErrorNotifs = h.errorNotifs.Load()
-	res.FirstErrors = h.errors()
-	return res, nil
+	return "increasing revisions, " + strconv.Itoa(channels) + " channels (fetch + fan-out while reading)"
 }
