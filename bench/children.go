@@ -14,18 +14,44 @@ import (
 type children struct {
 	handshake  string
 	floorchild string
+	variants   []variant
 }
 
-func buildChildren(root, dir string) (children, error) {
+// variant is the handshake program built with one tag of bench/testdata/handshake, which
+// adds imports: its cold start minus the handshake program's is what they cost.
+type variant struct {
+	Tag     string `json:"tag"`
+	Imports string `json:"imports"`
+	path    string
+}
+
+// importVariants are the cold-start variants, in the order they are printed.
+var importVariants = []variant{
+	{Tag: "with_fmt", Imports: "fmt"},
+	{Tag: "with_json", Imports: "encoding/json"},
+	{Tag: "with_slog", Imports: "log/slog"},
+	{Tag: "with_signal", Imports: "os/signal"},
+	{Tag: "with_cryptorand", Imports: "crypto/rand (store's epochs)"},
+	{Tag: "with_pflag", Imports: "github.com/spf13/pflag"},
+	{Tag: "with_jsonrpc2", Imports: "github.com/sourcegraph/jsonrpc2"},
+	{Tag: "with_all", Imports: "every package the sidecar imports (rpc, store, pflag, slog, signal, …)"},
+}
+
+// buildChildren builds the floor programs and the given import variants into dir.
+func buildChildren(root, dir string, variants []variant) (children, error) {
 	c := children{
 		handshake:  filepath.Join(dir, "handshake"+exeSuffix()),
 		floorchild: filepath.Join(dir, "floorchild"+exeSuffix()),
 	}
-	for _, b := range []struct{ out, pkg string }{
-		{c.handshake, "./bench/testdata/handshake"},
-		{c.floorchild, "./bench/testdata/floorchild"},
-	} {
-		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+	type job struct{ out, pkg, tags string }
+	jobs := []job{{c.handshake, "./bench/testdata/handshake", ""}, {c.floorchild, "./bench/testdata/floorchild", ""}}
+	for _, v := range variants {
+		v.path = filepath.Join(dir, "handshake-"+v.Tag+exeSuffix())
+		c.variants = append(c.variants, v)
+		jobs = append(jobs, job{v.path, "./bench/testdata/handshake", v.Tag})
+	}
+	for _, b := range jobs {
+		build := exec.Command("go", "build", "-tags="+b.tags, "-o", b.out, b.pkg)
 		build.Dir = root
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

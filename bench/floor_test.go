@@ -12,7 +12,7 @@ func TestFloorChildRoundsLikeTheSidecar(t *testing.T) {
 		t.Skip("builds bench/testdata/floorchild")
 	}
 	root := moduleRoot()
-	kids, err := buildChildren(root, t.TempDir())
+	kids, err := buildChildren(root, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

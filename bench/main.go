@@ -116,7 +116,16 @@ func run(args []string, out io.Writer) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if cfg.kids, err = buildChildren(root, dir); err != nil {
+	var variants []variant
+	if cfg.only == nil || cfg.only["startup"] {
+		for _, v := range importVariants {
+			// Quick keeps two, so that the code path runs without eight builds.
+			if !cfg.quick || v.Tag == "with_pflag" || v.Tag == "with_all" {
+				variants = append(variants, v)
+			}
+		}
+	}
+	if cfg.kids, err = buildChildren(root, dir, variants); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
@@ -350,24 +359,38 @@ func measure(cfg config, out io.Writer) *report {
 			st.FloorBinaryBytes = fi.Size()
 		}
 		progress("cold start, memory")
-		// Interleaved halves, so that a change in the machine's load hits both alike.
-		var side, floor []time.Duration
-		for range 2 {
-			s, err := coldStart(cfg.bin, sidecarArgs, p.spawns/2)
-			if err != nil {
-				fail(err)
-				break
-			}
-			f, err := coldStart(cfg.kids.handshake, nil, p.spawns/2)
-			if err != nil {
-				fail(err)
-				break
-			}
-			side, floor = append(side, s...), append(floor, f...)
+		// Round robin, one spawn of each program per turn, so that a change in the
+		// machine's load hits all alike.
+		progs := []string{cfg.bin, cfg.kids.handshake}
+		args := [][]string{sidecarArgs, nil}
+		for _, v := range cfg.kids.variants {
+			progs, args = append(progs, v.path), append(args, nil)
 		}
-		st.ColdStart, st.ColdStartFloor = summarize(side), summarize(floor)
+		samples := make([][]time.Duration, len(progs))
+	spawning:
+		for range p.spawns {
+			for i, prog := range progs {
+				s, err := coldStart(prog, args[i], 1)
+				if err != nil {
+					fail(err)
+					break spawning
+				}
+				samples[i] = append(samples[i], s...)
+			}
+		}
+		st.ColdStart, st.ColdStartFloor = summarize(samples[0]), summarize(samples[1])
 		if st.ColdStartFloor.P50 > 0 {
 			st.ColdStartRatio = st.ColdStart.P50 / st.ColdStartFloor.P50
+		}
+		for i, v := range cfg.kids.variants {
+			r := variantResult{Tag: v.Tag, Imports: v.Imports, ColdStart: summarize(samples[i+2])}
+			if fi, err := os.Stat(v.path); err == nil {
+				r.BinaryBytes = fi.Size()
+			}
+			if st.ColdStartFloor.P50 > 0 {
+				r.Ratio = r.ColdStart.P50 / st.ColdStartFloor.P50
+			}
+			st.Variants = append(st.Variants, r)
 		}
 		var err error
 		if st.Inits, st.InitsDoneMs, st.InitsClockMs, err = initTrace(cfg.bin, sidecarArgs, p.traceSpawns); err != nil {
@@ -394,6 +417,16 @@ func measure(cfg config, out io.Writer) *report {
 		tw.row(fmt.Sprintf("RSS with %d open channels", st.Channels), fmtBytes(st.RSSChannels), fmtBytes(st.RSSFloor), fmt.Sprintf("%.2f", ratioOf(st.RSSChannels, st.RSSFloor)), "VmRSS; peak (VmHWM) "+fmtBytes(st.PeakChannels))
 		tw.row("binary size", fmtBytes(st.BinaryBytes), fmtBytes(st.FloorBinaryBytes), fmt.Sprintf("%.2f", ratioOf(st.BinaryBytes, st.FloorBinaryBytes)), "go build, not stripped")
 		tw.flush()
+		if len(st.Variants) > 0 {
+			fmt.Fprintf(out, "  what each import costs: the handshake program built with one more import (blank: its init and what that links), median of %d:\n", p.spawns)
+			vt := newTable(out, "imports", "cold start", "×handshake", "binary")
+			vt.row("nothing (the handshake program)", fmtMs(st.ColdStartFloor.P50), "1.00", fmtBytes(st.FloorBinaryBytes))
+			for _, v := range st.Variants {
+				vt.row(v.Imports, fmtMs(v.ColdStart.P50), fmt.Sprintf("%.2f", v.Ratio), fmtBytes(v.BinaryBytes))
+			}
+			vt.row("statesync-sidecar", fmtMs(st.ColdStart.P50), fmt.Sprintf("%.2f", st.ColdStartRatio), fmtBytes(st.BinaryBytes))
+			vt.flush()
+		}
 		if len(st.Inits) > 0 {
 			fmt.Fprintln(out, "  what each package's init costs in the sidecar (median clock per spawn, most expensive first):")
 			it := newTable(out, "package", "clock", "bytes", "allocs")

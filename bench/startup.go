@@ -22,17 +22,27 @@ type startupResult struct {
 	// Inits is the sidecar's package initialisation, most expensive first (median over
 	// spawns, GODEBUG=inittrace=1); InitsDoneMs when the last one ended, after the
 	// runtime started, next to the same for the handshake program.
-	Inits            []initCost `json:"inits,omitempty"`
-	InitsDoneMs      float64    `json:"initsDoneMs"`
-	FloorInitsDoneMs float64    `json:"floorInitsDoneMs"`
-	InitsClockMs     float64    `json:"initsClockMs"`
-	RSSIdle          int64      `json:"rssIdleBytes"`
-	RSSChannels      int64      `json:"rssWithChannelsBytes"`
-	PeakChannels     int64      `json:"peakRssWithChannelsBytes"`
-	RSSFloor         int64      `json:"rssFloorBytes"` // the handshake program after its answer
-	Channels         int        `json:"channels"`
-	BinaryBytes      int64      `json:"binaryBytes"`
-	FloorBinaryBytes int64      `json:"floorBinaryBytes"`
+	Inits            []initCost      `json:"inits,omitempty"`
+	Variants         []variantResult `json:"importVariants,omitempty"`
+	InitsDoneMs      float64         `json:"initsDoneMs"`
+	FloorInitsDoneMs float64         `json:"floorInitsDoneMs"`
+	InitsClockMs     float64         `json:"initsClockMs"`
+	RSSIdle          int64           `json:"rssIdleBytes"`
+	RSSChannels      int64           `json:"rssWithChannelsBytes"`
+	PeakChannels     int64           `json:"peakRssWithChannelsBytes"`
+	RSSFloor         int64           `json:"rssFloorBytes"` // the handshake program after its answer
+	Channels         int             `json:"channels"`
+	BinaryBytes      int64           `json:"binaryBytes"`
+	FloorBinaryBytes int64           `json:"floorBinaryBytes"`
+}
+
+// variantResult is the cold start of the handshake program with more imports.
+type variantResult struct {
+	Tag         string  `json:"tag"`
+	Imports     string  `json:"imports"`
+	ColdStart   dist    `json:"coldStart"`
+	Ratio       float64 `json:"ratioToHandshake"`
+	BinaryBytes int64   `json:"binaryBytes"`
 }
 
 // initCost is one package's init as GODEBUG=inittrace=1 reports it.

@@ -4,7 +4,9 @@
 // its resident memory can be read as the Go runtime's baseline.
 //
 // It imports only bufio and os on purpose: whatever the sidecar's start costs beyond this
-// program is the cost of what the sidecar links and initialises.
+// program is the cost of what the sidecar links and initialises. Built with one of the
+// with_* tags of the files next to this one, it also imports one package (or, with_all,
+// every package the sidecar imports), so that the benchmark can show what each costs.
 package main
 
 import (
