@@ -51,12 +51,21 @@ func buildChildren(root, dir string, variants []variant) (children, error) {
 		jobs = append(jobs, job{v.path, "./bench/testdata/handshake", v.Tag})
 	}
 	for _, b := range jobs {
-		build := exec.Command("go", "build", "-tags="+b.tags, "-o", b.out, b.pkg)
-		build.Dir = root
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
+		if err := goBuild(root, b.out, b.pkg, b.tags); err != nil {
 			return c, fmt.Errorf("building the floor program %s: %w", b.pkg, err)
 		}
 	}
 	return c, nil
+}
+
+// goBuild builds pkg as the release does (internal/dist: CGO_ENABLED=0, -trimpath, -s -w),
+// so that the benchmark measures the binary users get, and every floor program alike: a
+// plain go build on a machine with a C toolchain links the sidecar dynamically (spf13/pflag
+// imports net), and the dynamic loader alone costs milliseconds of every cold start.
+func goBuild(root, out, pkg, tags string) error {
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags="+tags, "-o", out, pkg)
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	return build.Run()
 }
