@@ -34,7 +34,10 @@ type ingestResult struct {
 // increase and the host's state follows them as they are written, so the sidecar also
 // fetches and fans out while it reads (no floor: the floor child does not fan out per
 // event).
-func ingest(bin, floorBin, name string, channels, count int, stale bool) (res ingestResult, err error) {
+//
+// The floor pours floorCount events (the unscaled count: a pipe's rate is measured on
+// enough bytes to dwarf one round trip).
+func ingest(bin, floorBin, name string, channels, count, floorCount int, stale bool) (res ingestResult, err error) {
 	res = ingestResult{Name: name, Stale: stale, Channels: channels, Events: count}
 	data := payload(1 << 10)
 	h, err := startSidecar(bin, nil, channels)
@@ -88,11 +91,11 @@ func ingest(bin, floorBin, name string, channels, count int, stale bool) (res in
 		return res, fmt.Errorf("starting the floor child: %w", err)
 	}
 	defer closeHost(f, &err)
-	floor, err := pour(f, first, count, false, data, "floor of "+name)
+	floor, err := pour(f, 1, floorCount, false, data, "floor of "+name)
 	if err != nil {
 		return res, err
 	}
-	res.FloorPerSecond = float64(count) / floor.Seconds()
+	res.FloorPerSecond = float64(floorCount) / floor.Seconds()
 	res.Ratio = res.FloorPerSecond / res.PerSecond
 	return res, nil
 }
@@ -123,7 +126,7 @@ func pour(h *host, first uint64, count int, advance bool, data []byte, what stri
 		}
 		h.w.sendBulk(before, c.b)
 	}
-	if _, err := h.callAfterBulk("channel.status", []byte(`{"channel":"`+channelName(0)+`"}`), roundTimeout); err != nil {
+	if _, err := h.callAfterBulk("channel.status", []byte(`{"channel":"`+channelName(0)+`"}`), ingestTimeout); err != nil {
 		return 0, fmt.Errorf("ingest %s: %w", what, err)
 	}
 	return time.Since(t0), nil
