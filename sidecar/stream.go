@@ -106,7 +106,7 @@ func (s *stream) readObject(v any) error {
 
 // checkHeaders returns once the next LSP header section, up to its blank line, is in the
 // read buffer, or an error if one of its lines is longer than maxHeaderLine or the section
-// longer than the buffer. It consumes nothing: VSCodeObjectCodec then reads the section
+// longer than the buffer, or does not end in \r\n. It consumes nothing: VSCodeObjectCodec then reads the section
 // from the buffer, so its unbounded ReadString never waits for more than is there.
 func (s *stream) checkHeaders() error {
 	lineStart, i := 0, 0
@@ -128,7 +128,11 @@ func (s *stream) checkHeaders() error {
 				}
 				continue
 			}
-			if i == lineStart || (i == lineStart+1 && b[lineStart] == '\r') {
+			if i == lineStart || b[i-1] != '\r' {
+				// VSCodeObjectCodec looks for '\r', past this line's end if need be.
+				return fmt.Errorf("LSP header line from the sidecar ends in a bare \\n (%.40q): LSP header lines end in \\r\\n (Options.Framing must match its --framing flag)", b[lineStart:i])
+			}
+			if i == lineStart+1 {
 				return nil
 			}
 			lineStart = i + 1
