@@ -88,8 +88,9 @@ func TestLSPHeaderSectionIsBounded(t *testing.T) {
 // syncBuffer is a WriteCloser whose Writes are checked not to overlap: the stream must
 // serialise them itself.
 type syncBuffer struct {
-	busy sync.Mutex
-	buf  bytes.Buffer
+	busy   sync.Mutex
+	buf    bytes.Buffer
+	writes int
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
@@ -97,6 +98,7 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("a Write overlapped another")
 	}
 	defer b.busy.Unlock()
+	b.writes++
 	return b.buf.Write(p)
 }
 
@@ -137,6 +139,7 @@ func TestFramesAreWrittenWhole(t *testing.T) {
 			for err := range errs {
 				require.NoError(t, err)
 			}
+			require.Equal(t, 2*writers*each, out.writes, "Writes for %d frames and %d raw writes", writers*each, writers*each)
 			back := newStream(lsp, nopWriteCloser{io.Discard}, bytes.NewReader(out.buf.Bytes()), noRecord)
 			seen := map[string]bool{}
 			for range 2 * writers * each {
