@@ -397,10 +397,18 @@ func TestCloseWaitsForHandlers(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("the handler's ctx did not end after Close")
 	}
-	select {
-	case err := <-closed:
-		t.Fatalf("Close returned (%v) while a handler was still running", err)
-	default:
+	// The sidecar has exited and its output is read: all Close has left is to wait for
+	// the handler. Watch until it blocks there, or returns, which is the failure.
+	<-c.Exited()
+	deadline := time.Now().Add(testTimeout)
+	for !blockedIn("sidecar.(*Client).Close") {
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) while a handler was still running", err)
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "Close neither blocked nor returned within %s", testTimeout)
+		runtime.Gosched()
 	}
 	close(release)
 	select {
@@ -412,4 +420,18 @@ func TestCloseWaitsForHandlers(t *testing.T) {
 	require.Zero(t, h.seen().running, "handlers running after Close")
 	require.Error(t, <-openErr, "the open the sidecar never finished")
 	require.NoError(t, c.Close(testTimeout), "a second Close")
+}
+
+// blockedIn says whether a goroutine with fn on its stack is blocked (not running or
+// runnable).
+func blockedIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(g, fn) && !strings.Contains(header, "[running]") && !strings.Contains(header, "[runnable]") {
+			return true
+		}
+	}
+	return false
 }
