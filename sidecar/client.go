@@ -3,7 +3,8 @@
 // e2e tests, the benchmark harness and the demo use it; a Go or Wails host can too.
 //
 // The connection is a sourcegraph/jsonrpc2 Conn over the child's stdio (stream.go); the
-// sidecar's requests to the host run on a fixed pool of workers (dispatch.go).
+// sidecar's requests to the host run on a fixed pool of workers behind a bounded queue
+// (dispatch.go).
 package sidecar
 
 import (
@@ -23,15 +24,22 @@ import (
 )
 
 // DefaultMaxHandlers is the number of HandleRequest calls that run at once when
-// Options.MaxHandlers is 0. It is above the most requests the sidecar's default
-// settings have waiting on one host in the tests (64 channels, one apply each).
+// Options.MaxHandlers is 0.
 const DefaultMaxHandlers = 64
+
+// DefaultMaxQueued is the number of the sidecar's requests that wait for a worker when
+// Options.MaxQueued is 0: a fan-out to 1,000 channels fits.
+const DefaultMaxQueued = 4096
+
+// CodeHostBusy is the error code the client answers a request with when MaxHandlers
+// calls are running and MaxQueued requests are waiting.
+const CodeHostBusy = -32099
 
 // Handler answers what the sidecar sends the host.
 type Handler interface {
 	// HandleRequest answers getSnapshot and apply. Up to Options.MaxHandlers calls run at
 	// once, each on a worker of the client's, so a slow answer for one channel does not
-	// block the others. ctx ends when the sidecar's output ends (it exited, or was
+	// block the others; more wait in a queue. ctx ends when the sidecar's output ends (it exited, or was
 	// killed); a call must return by then. A non-nil error is sent as an error answer;
 	// use *RPCError to choose the code.
 	HandleRequest(ctx context.Context, method string, params json.RawMessage) (result any, err error)
@@ -50,11 +58,12 @@ type Options struct {
 	Stderr  io.Writer
 	// Framing is "ndjson" (default) or "lsp"; it must match the --framing flag in Args.
 	Framing string
-	// MaxHandlers bounds the HandleRequest calls that run at once (0: DefaultMaxHandlers).
-	// While that many are running, the client stops reading the sidecar's output until
-	// one returns: answers to Call wait too, so a handler that waits on a Call can
-	// deadlock once all workers do.
+	// MaxHandlers bounds the HandleRequest calls that run at once (0: DefaultMaxHandlers),
+	// and MaxQueued the requests that wait for one of them (0: DefaultMaxQueued). A
+	// request beyond both is answered at once with CodeHostBusy; the client never stops
+	// reading the sidecar's output to wait for a worker.
 	MaxHandlers int
+	MaxQueued   int
 	// Record, when set, receives every frame: "<- " for sidecar → host, "-> " for
 	// host → sidecar, one per line and one Write each.
 	Record io.Writer
@@ -80,8 +89,9 @@ type Client struct {
 	nextID atomic.Uint64
 	rmu    sync.Mutex // Record
 
-	jobs    chan job // closed once reading has ended: no Handle call follows
-	workers sync.WaitGroup
+	jobs        chan job // buffered MaxQueued; closed once reading has ended: no Handle call follows
+	workers     sync.WaitGroup
+	workerCount int
 
 	exited  chan struct{}
 	waitErr error // written before exited is closed
@@ -104,6 +114,13 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 	if workers < 0 {
 		return nil, fmt.Errorf("sidecar.Options.MaxHandlers is %d: use a positive bound, or 0 for %d", workers, DefaultMaxHandlers)
 	}
+	queued := opts.MaxQueued
+	if queued == 0 {
+		queued = DefaultMaxQueued
+	}
+	if queued < 0 {
+		return nil, fmt.Errorf("sidecar.Options.MaxQueued is %d: use a positive bound, or 0 for %d", queued, DefaultMaxQueued)
+	}
 	cmd := exec.CommandContext(ctx, opts.Path, opts.Args...)
 	cmd.Stderr = opts.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -117,7 +134,7 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", opts.Path, err)
 	}
-	c := &Client{opts: opts, cmd: cmd, jobs: make(chan job), exited: make(chan struct{})}
+	c := &Client{opts: opts, cmd: cmd, jobs: make(chan job, queued), workerCount: workers, exited: make(chan struct{})}
 	c.stream = newStream(lsp, stdin, stdout, c.record)
 	for range workers {
 		c.workers.Add(1)
@@ -217,8 +234,8 @@ func (c *Client) Close(timeout time.Duration) error {
 // Kill ends the sidecar at once (SIGKILL) and waits as Close does.
 func (c *Client) Kill() {
 	_ = c.cmd.Process.Kill()
-	// Closing the conn ends the handlers' ctx, which frees the reading goroutine if it is
-	// waiting for a worker; it then reads to the end of the dead process's output.
+	// Closing the conn ends the handlers' ctx now rather than at the end of the dead
+	// process's output.
 	_ = c.conn.Close()
 	<-c.exited
 	c.join()

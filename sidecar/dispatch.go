@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -16,9 +17,12 @@ type job struct {
 }
 
 // dispatcher is the jsonrpc2.Handler. jsonrpc2 calls it on its reading goroutine and
-// reads nothing else until it returns, so it only hands requests to the worker pool
-// (waiting for a free worker when all MaxHandlers are busy: back-pressure on the pipe
-// instead of a goroutine per request) and delivers notifications itself, in order.
+// reads nothing else until it returns, so it never waits: it queues a request for the
+// worker pool, answers at once with an error when the queue is full, and delivers
+// notifications itself, in order. Never waiting matters: a host that never answers
+// (the sidecar timed the call out long ago, and the protocol has no cancel) holds its
+// workers until the connection ends, and a reader waiting behind them would stop the
+// answers to the host's own calls.
 type dispatcher struct{ c *Client }
 
 func (d dispatcher) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
@@ -39,7 +43,10 @@ func (d dispatcher) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrp
 	}
 	select {
 	case c.jobs <- job{ctx: ctx, id: req.ID, method: req.Method, params: params}:
-	case <-ctx.Done():
+	default:
+		_ = conn.ReplyWithError(ctx, req.ID, &jsonrpc2.Error{Code: CodeHostBusy, Message: fmt.Sprintf(
+			"the host is busy: %d HandleRequest calls running and %d waiting: it answered %s with this instead (raise sidecar.Options.MaxHandlers or MaxQueued, or answer faster)",
+			c.workerCount, cap(c.jobs), req.Method)})
 	}
 }
 
@@ -56,6 +63,9 @@ func (c *Client) onRecv(req *jsonrpc2.Request, resp *jsonrpc2.Response) {
 func (c *Client) work() {
 	defer c.workers.Done()
 	for j := range c.jobs {
+		if j.ctx.Err() != nil {
+			continue // queued when the connection ended: no answer can be sent
+		}
 		result, err := c.opts.Handler.HandleRequest(j.ctx, j.method, j.params)
 		// A failed answer means the conn is closed: the sidecar is gone and wants none.
 		_ = c.reply(j, result, err)
