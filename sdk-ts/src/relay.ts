@@ -266,6 +266,21 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
   };
 
   const refuse = (window: AttachedWindow, refusal: WindowRefusal, channel?: string): void => {
+    if (refusal.answer) {
+      const call = typeof refusal.id === "number" ? window.sidecarIds.get(refusal.id) : undefined;
+      if (call !== undefined && typeof refusal.id === "number") {
+        // The sidecar must not wait a call timeout for an answer the relay will not pass on.
+        window.sidecarIds.delete(refusal.id);
+        answerSidecar(call.id, {
+          error: {
+            code: refusal.code,
+            message: `the window's ${call.method} answer was refused by the relay: ${refusal.message}`,
+          },
+        });
+      }
+      reportRefusal(window, refusal, channel);
+      return;
+    }
     if (!refusal.notification && refusal.id !== null) {
       answerWindow(window, refusal.id, { error: { code: refusal.code, message: refusal.message } });
     } else {
@@ -292,6 +307,7 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
           kind: "refused",
           id: null,
           notification: true,
+          answer: false,
           code: ErrorCodes.UnknownChannel,
           message: `${reading.method}: channel ${JSON.stringify(channel)} belongs to another window; dropped`,
           method: reading.method,

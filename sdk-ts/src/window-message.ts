@@ -20,6 +20,12 @@ export interface WindowRefusal {
   id: RequestId | null;
   /** True when the message had no id: it cannot be answered, only reported. */
   notification: boolean;
+  /**
+   * True when the message was an answer (it names no method): the window is not answered
+   * (an error with that id would be taken for the answer to its own request); the call
+   * it answered is.
+   */
+  answer: boolean;
   code: number;
   message: string;
   /** The method as read, when it was. */
@@ -168,6 +174,7 @@ export function readWindowMessage(input: unknown): WindowReading {
   const id = idOf(value.id);
   const notification = value.id === undefined;
   const method = typeof value.method === "string" ? value.method : undefined;
+  const answer = !notification && !Object.keys(value).some((name) => foldName(name) === "method");
   try {
     checkMembers(value, envelopeMembers, "", true);
     if (value.jsonrpc !== "2.0") {
@@ -188,7 +195,7 @@ export function readWindowMessage(input: unknown): WindowReading {
     return { kind: "response", id, outcome: readOutcome(value) };
   } catch (error) {
     if (error instanceof Refused) {
-      return refusal(notification ? null : id, notification, error.code, error.message, method);
+      return refusal(notification ? null : id, notification, error.code, error.message, method, answer);
     }
     throw error;
   }
@@ -437,8 +444,9 @@ function refusal(
   code: number,
   message: string,
   method?: string,
+  answer = false,
 ): WindowRefusal {
-  return { kind: "refused", id, notification, code, message, ...(method === undefined ? {} : { method }) };
+  return { kind: "refused", id, notification, answer, code, message, ...(method === undefined ? {} : { method }) };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
