@@ -466,6 +466,7 @@ function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object") return "an object";
+  if (typeof value === "number") return `number ${String(value)}`; // JSON would write Infinity as null
   return `${typeof value} ${quote(value)}`;
 }
 
