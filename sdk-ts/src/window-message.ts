@@ -400,18 +400,18 @@ export function firstDuplicateMember(text: string): string | undefined {
   for (let i = 0; i < text.length; i++) {
     const unit = text.charCodeAt(i);
     if (unit === 0x22) {
-      let end = i + 1;
-      let escaped = false;
-      while (end < text.length && text.charCodeAt(end) !== 0x22) {
-        if (text.charCodeAt(end) === 0x5c) {
-          escaped = true;
-          end++;
-        }
-        end++;
+      // The closing quote is the next one not escaped by an odd run of backslashes.
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && backslashesBefore(text, end) % 2 === 1) {
+        end = text.indexOf('"', end + 1);
+      }
+      if (end === -1) {
+        return undefined; // not reached: the text parsed
       }
       const frame = frames[frames.length - 1];
       if (expectName && frame?.names) {
-        const name = escaped ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end);
+        const raw = text.slice(i + 1, end);
+        const name = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
         if (frame.names.has(name)) {
           return [...frames.slice(0, -1).map((f) => f.current), name].join(".");
         }
@@ -436,6 +436,14 @@ export function firstDuplicateMember(text: string): string | undefined {
     }
   }
   return undefined;
+}
+
+function backslashesBefore(text: string, index: number): number {
+  let count = 0;
+  while (text.charCodeAt(index - 1 - count) === 0x5c) {
+    count++;
+  }
+  return count;
 }
 
 function refusal(
