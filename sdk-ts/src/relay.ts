@@ -13,13 +13,19 @@ import {
 } from "./link.js";
 import { createMemoryLinkPair } from "./links/memory.js";
 import { type ErrorNotification, type InitializeResult, PROTOCOL_VERSION, type Snapshot } from "./protocol.js";
+import { readSnapshotAnswer, readWindowMessage, type WindowReading, type WindowRefusal } from "./window-message.js";
 
 export interface SidecarHostOptions {
   /** The link to the sidecar (usually createNodeLink). The host owns it from now on. */
   link: Link;
   /** Answers `getSnapshot {topic}` for topics of source `host`. */
   getSnapshot?: (topic: string) => Promise<Snapshot>;
-  /** Gets the sidecar's `error` notifications that no window owns. */
+  /**
+   * Gets the sidecar's `error` notifications that no window owns, and the relay's own
+   * reports (`phase: "protocol"`) of window messages it refused without being able to
+   * answer them: a request-only method sent as a notification, a notification it could
+   * not read, an invalidation of another window's channel.
+   */
   onError?: (params: ErrorNotification) => void;
   /** Sent in the host's `initialize`. */
   client?: { name: string; version?: string };
@@ -31,6 +37,11 @@ export interface SidecarHost {
   /**
    * Relays a window's link to the sidecar until the link closes or the returned function
    * is called; then the window's channels are closed in the sidecar and its link closed.
+   *
+   * The link may hand over each message as a JSON value or as its JSON text (a string):
+   * text is read by the relay itself, which then also refuses a member named twice.
+   * Either way the relay forwards only its own re-serialisation of what it checked
+   * (docs/security.md, "What the relay guarantees to each window").
    */
   attachWindow(link: Link): () => void;
   /** A client for the host process itself, attached like one more window. */
@@ -44,7 +55,7 @@ interface AttachedWindow {
   /** Channels this window opened (or is opening): the sidecar's calls for them come here. */
   readonly channels: Set<string>;
   /** Ids the relay gave the sidecar's requests to this window → the sidecar's own ids. */
-  readonly sidecarIds: Map<number, RequestId>;
+  readonly sidecarIds: Map<number, { id: RequestId; method: string }>;
   nextId: number;
   detached: boolean;
   unlisten: (() => void)[];
@@ -153,7 +164,8 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
       const window = owners.get(channel);
       if (window !== undefined) {
         const id = window.nextId++;
-        window.sidecarIds.set(id, request.id); // before sending: the answer may come at once
+        // Before sending: the answer may come at once.
+        window.sidecarIds.set(id, { id: request.id, method: request.method });
         if (sendToWindow(window, { ...request, id })) {
           return;
         }
@@ -242,7 +254,76 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
     sendToWindow(window, { jsonrpc: "2.0", id, ...outcome } as JsonRpcResponse);
   };
 
-  const onWindowRequest = (window: AttachedWindow, request: JsonRpcRequest): void => {
+  /** Tells a window, and the host, of a message the relay dropped without an answer. */
+  const reportRefusal = (window: AttachedWindow, refusal: WindowRefusal, channel?: string): void => {
+    const params: ErrorNotification = {
+      phase: "protocol",
+      ...(channel === undefined ? {} : { channel }),
+      error: { code: refusal.code, message: `relay: ${refusal.message}` },
+    };
+    sendToWindow(window, { jsonrpc: "2.0", method: "error", params });
+    options.onError?.(params);
+  };
+
+  const refuse = (window: AttachedWindow, refusal: WindowRefusal, channel?: string): void => {
+    if (refusal.answer) {
+      const call = typeof refusal.id === "number" ? window.sidecarIds.get(refusal.id) : undefined;
+      if (call !== undefined && typeof refusal.id === "number") {
+        // The sidecar must not wait a call timeout for an answer the relay will not pass on.
+        window.sidecarIds.delete(refusal.id);
+        answerSidecar(call.id, {
+          error: {
+            code: refusal.code,
+            message: `the window's ${call.method} answer was refused by the relay: ${refusal.message}`,
+          },
+        });
+      }
+      reportRefusal(window, refusal, channel);
+      return;
+    }
+    if (!refusal.notification && refusal.id !== null) {
+      answerWindow(window, refusal.id, { error: { code: refusal.code, message: refusal.message } });
+    } else {
+      reportRefusal(window, refusal, channel);
+    }
+  };
+
+  /** The channel a call names, when another window owns it: windows share the sidecar, not channels. */
+  const someoneElsesChannel = (window: AttachedWindow, channel: string | undefined): boolean => {
+    const owner = channel === undefined ? undefined : owners.get(channel);
+    return owner !== undefined && owner !== window;
+  };
+
+  const onWindowNotification = (
+    window: AttachedWindow,
+    reading: Extract<WindowReading, { kind: "notification" }>,
+  ): void => {
+    // readWindowMessage lets only invalidate through as a notification.
+    const channel = typeof reading.params?.channel === "string" ? reading.params.channel : undefined;
+    if (someoneElsesChannel(window, channel)) {
+      reportRefusal(
+        window,
+        {
+          kind: "refused",
+          id: null,
+          notification: true,
+          answer: false,
+          code: ErrorCodes.UnknownChannel,
+          message: `${reading.method}: channel ${JSON.stringify(channel)} belongs to another window; dropped`,
+          method: reading.method,
+        },
+        channel,
+      );
+      return;
+    }
+    sendToSidecar({
+      jsonrpc: "2.0",
+      method: reading.method,
+      ...(reading.params === undefined ? {} : { params: reading.params }),
+    });
+  };
+
+  const onWindowRequest = (window: AttachedWindow, request: Extract<WindowReading, { kind: "request" }>): void => {
     if (request.method === "initialize") {
       // The sidecar takes one initialize; every window gets the answer the host got.
       ready.then(
@@ -260,26 +341,21 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
       });
       return;
     }
-    const params = isRecord(request.params) ? request.params : {};
-    const channel = typeof params.channel === "string" ? params.channel : undefined;
+    const channel = typeof request.params?.channel === "string" ? request.params.channel : undefined;
     let claimed = false;
-    const owner = channel === undefined ? undefined : owners.get(channel);
-    if (request.method.startsWith("channel.") && owner !== undefined && owner !== window) {
-      // Windows share the sidecar, not each other's channels.
+    if (someoneElsesChannel(window, channel)) {
       const code = request.method === "channel.open" ? ErrorCodes.ChannelExists : ErrorCodes.UnknownChannel;
       answerWindow(window, request.id, {
-        error: { code, message: `channel "${channel}" belongs to another window` },
+        error: { code, message: `${request.method}: channel ${JSON.stringify(channel)} belongs to another window` },
       });
       return;
     }
-    if (request.method === "channel.open" && channel !== undefined) {
-      if (owner === undefined) {
-        // Claimed now, not on the answer: the sidecar calls getSnapshot/apply for the
-        // channel before it answers channel.open.
-        owners.set(channel, window);
-        window.channels.add(channel);
-        claimed = true;
-      }
+    if (request.method === "channel.open" && channel !== undefined && owners.get(channel) === undefined) {
+      // Claimed now, not on the answer: the sidecar calls getSnapshot/apply for the
+      // channel before it answers channel.open.
+      owners.set(channel, window);
+      window.channels.add(channel);
+      claimed = true;
     }
     const id = nextSidecarId++;
     pending.set(id, {
@@ -290,7 +366,13 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
       claimed,
       ...(channel === undefined ? {} : { channel }),
     });
-    if (!sendToSidecar({ ...request, id })) {
+    const forwarded: JsonRpcRequest = {
+      jsonrpc: "2.0",
+      id,
+      method: request.method,
+      ...(request.params === undefined ? {} : { params: request.params }),
+    };
+    if (!sendToSidecar(forwarded)) {
       pending.delete(id);
       if (claimed && channel !== undefined) {
         releaseChannel(window, channel);
@@ -301,16 +383,28 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
     }
   };
 
-  const onWindowResponse = (window: AttachedWindow, response: JsonRpcResponse): void => {
+  const onWindowResponse = (window: AttachedWindow, response: Extract<WindowReading, { kind: "response" }>): void => {
     if (typeof response.id !== "number") {
       return;
     }
-    const sidecarId = window.sidecarIds.get(response.id);
-    if (sidecarId === undefined) {
+    const call = window.sidecarIds.get(response.id);
+    if (call === undefined) {
       return;
     }
     window.sidecarIds.delete(response.id);
-    sendToSidecar({ ...response, id: sidecarId });
+    let outcome = response.outcome;
+    if (call.method === "getSnapshot" && "result" in outcome) {
+      const snapshot = readSnapshotAnswer(outcome.result);
+      outcome = snapshot.ok
+        ? { result: snapshot.result }
+        : {
+            error: {
+              code: snapshot.code,
+              message: `the window's getSnapshot answer was refused by the relay: ${snapshot.message}`,
+            },
+          };
+    }
+    answerSidecar(call.id, outcome);
   };
 
   const detach = (window: AttachedWindow, closeChannels: boolean): void => {
@@ -323,7 +417,7 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
       stop();
     }
     // The sidecar must not wait a call timeout for answers that will never come.
-    for (const sidecarId of window.sidecarIds.values()) {
+    for (const { id: sidecarId } of window.sidecarIds.values()) {
       answerSidecar(sidecarId, {
         error: { code: ErrorCodes.UnknownChannel, message: "the window closed before answering" },
       });
@@ -360,23 +454,20 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
     windows.add(window);
     window.unlisten = [
       link.onMessage((value) => {
-        const incoming = classifyMessage(value);
-        switch (incoming.kind) {
+        // Read once; everything below acts on this reading and forwards only what it holds.
+        const reading = readWindowMessage(value);
+        switch (reading.kind) {
           case "request":
-            onWindowRequest(window, incoming.message);
+            onWindowRequest(window, reading);
             return;
           case "response":
-            onWindowResponse(window, incoming.message);
+            onWindowResponse(window, reading);
             return;
           case "notification":
-            sendToSidecar(incoming.message);
+            onWindowNotification(window, reading);
             return;
-          case "invalid":
-            if (incoming.id !== null) {
-              answerWindow(window, incoming.id, {
-                error: { code: ErrorCodes.InvalidRequest, message: "not a JSON-RPC 2.0 message" },
-              });
-            }
+          case "refused":
+            refuse(window, reading);
             return;
         }
       }),

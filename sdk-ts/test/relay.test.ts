@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { connect, type StateSyncClient } from "../src/client.js";
 import { ConnectionClosedError, ErrorCodes } from "../src/errors.js";
-import type { Link } from "../src/link.js";
+import type { JsonRpcMessage, Link } from "../src/link.js";
 import { createMemoryLinkPair } from "../src/links/memory.js";
 import type { ErrorNotification } from "../src/protocol.js";
 import { createSidecarHost, type SidecarHostOptions } from "../src/relay.js";
@@ -202,5 +202,96 @@ describe("sidecar host relay", () => {
     host.close();
     expect((await sidecar.next("channel.close")).params).toEqual({ channel: "a" });
     await within(sidecarClosed.promise, "the sidecar link to close");
+  });
+
+  describe("one reading of each window message (issue 19)", () => {
+    /** A window that writes raw messages, as JSON values or as JSON text. */
+    const rawWindow = (host: ReturnType<typeof setup>["host"]) => {
+      const [windowEnd, relayEnd] = createMemoryLinkPair();
+      host.attachWindow(relayEnd);
+      const received: Record<string, unknown>[] = [];
+      const arrived: (() => void)[] = [];
+      windowEnd.onMessage((message) => {
+        received.push(message as Record<string, unknown>);
+        for (const wake of arrived.splice(0)) wake();
+      });
+      const send = (message: unknown) => windowEnd.send(message as JsonRpcMessage);
+      const nextReceived = async (what: string): Promise<Record<string, unknown>> => {
+        const seen = received.length;
+        while (received.length === seen) {
+          await within(new Promise<void>((wake) => arrived.push(wake)), what);
+        }
+        return received[seen] as Record<string, unknown>;
+      };
+      return { send, received, nextReceived };
+    };
+
+    it("passes on the members of a window's getSnapshot answer the sidecar reads, and refuses a case variant of one", async () => {
+      const { host, sidecar } = setup();
+      const window = rawWindow(host);
+      window.send({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "channel.open",
+        params: { channel: "a", topic: "t", source: "channel" },
+      });
+      await sidecar.next("channel.open");
+
+      const first = sidecar.call("getSnapshot", { topic: "t", channel: "a" });
+      const asked = await window.nextReceived("getSnapshot at the window");
+      window.send({ jsonrpc: "2.0", id: asked.id, result: { revision: "1", data: { n: 1 }, Revision: "9" } });
+      const refused = await first;
+      expect(refused.error?.code).toBe(ErrorCodes.InvalidParams);
+      expect(refused.error?.message).toContain('"result.Revision" differs only in case from "revision"');
+
+      const second = sidecar.call("getSnapshot", { topic: "t", channel: "a" });
+      const askedAgain = await window.nextReceived("getSnapshot at the window");
+      window.send({ jsonrpc: "2.0", id: askedAgain.id, result: { revision: "2", data: { n: 2 }, note: "ignored" } });
+      expect((await second).result).toEqual({ revision: "2", data: { n: 2 } });
+    });
+
+    it("answers the sidecar, not the window, when a window's answer cannot be read", async () => {
+      const hostErrors: ErrorNotification[] = [];
+      const { host, sidecar } = setup({ onError: (params) => hostErrors.push(params) });
+      const window = rawWindow(host);
+      window.send({ jsonrpc: "2.0", id: 1, method: "channel.open", params: { channel: "a", topic: "t" } });
+      await sidecar.next("channel.open");
+      const apply = sidecar.call("apply", { channel: "a", topic: "t", revision: "1", data: 1 });
+      const asked = await window.nextReceived("apply at the window");
+      window.send({ jsonrpc: "2.0", id: asked.id, result: {}, Error: { code: 1, message: "x" } });
+      const answer = await apply;
+      expect(answer.error?.message).toContain('the window\'s apply answer was refused by the relay: member "Error"');
+      const told =
+        window.received.find((m) => m.method === "error") ??
+        (await window.nextReceived("the relay's report to the window"));
+      expect(told).toMatchObject({ method: "error", params: { phase: "protocol" } });
+      expect(hostErrors).toEqual([told.params]);
+      expect(window.received.filter((m) => m.method === undefined)).toEqual([]);
+    });
+
+    it("reads a window's JSON text itself: a member named twice is refused, escapes are read as JSON reads them", async () => {
+      const { host, sidecar } = setup();
+      const window = rawWindow(host);
+      window.send('{"jsonrpc":"2.0","id":1,"method":"channel.close","params":{"channel":"a","\\u0063hannel":"b"}}');
+      const refused = await window.nextReceived("the refusal");
+      expect(refused).toMatchObject({ id: 1, error: { code: ErrorCodes.InvalidRequest } });
+      expect((refused.error as { message: string }).message).toContain('member "params.channel" appears twice');
+
+      window.send('{"jsonrpc":"2.0","id":2,"method":"channel.status","params":{"\\u0063hannel":"\\u0061"}}');
+      const status = await sidecar.next("channel.status");
+      expect(status.params).toEqual({ channel: "a" });
+    });
+
+    it("forwards only the members it read: a window's extra members never reach the sidecar", async () => {
+      const { host, sidecar } = setup();
+      const window = rawWindow(host);
+      window.send({ jsonrpc: "2.0", method: "invalidate", params: { topic: "t", revision: "3", fromApp: { x: 1 } } });
+      const forwarded = await sidecar.next("invalidate");
+      expect(forwarded.params).toEqual({ topic: "t", revision: "3" });
+      window.send({ jsonrpc: "2.0", id: 5, method: "channel.open", params: { channel: "a", topic: "t", optoins: {} } });
+      const refused = await window.nextReceived("the refusal");
+      expect(refused).toMatchObject({ id: 5, error: { code: ErrorCodes.InvalidParams } });
+      expect((refused.error as { message: string }).message).toContain('member "params.optoins" is unknown here');
+    });
   });
 });
