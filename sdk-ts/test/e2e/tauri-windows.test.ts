@@ -2,13 +2,14 @@
 // @tauri-apps/plugin-shell and the SDK, synced through the owner window's relay
 // (createTauriRelay) and the real statesync-sidecar; tauri-app/app.ts plays Tauri's core
 // between them (events by label, window destruction, reloads, the shell plugin).
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { StateSyncClient } from "../../src/client.js";
 import type { TauriRelay } from "../../src/tauri.js";
 import { until, within } from "../helpers/async.js";
+import { prepareArgs, type ScopeEntry } from "../helpers/shell-scope.js";
 import { seededRandom } from "../helpers/streams.js";
 import { sidecarBinary } from "../integration/harness.js";
 import { type Page, TauriApp } from "./tauri-app/app.js";
@@ -114,6 +115,14 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     });
     expect(existsSync(join(dir, "state.json"))).toBe(true);
     expect(await channelsOf(host)).toHaveLength(3);
+    // The shell plugin passes exactly these arguments under the guide's owner capability.
+    const capability = JSON.parse(
+      readFileSync(new URL("../docs/tauri-capability-owner.json", import.meta.url), "utf8"),
+    ) as { permissions: (string | { identifier: string; allow: ScopeEntry[] })[] };
+    const scope = capability.permissions.find((p) => typeof p === "object" && p.identifier === "shell:allow-spawn");
+    const entry = typeof scope === "object" ? scope.allow[0] : undefined;
+    const args = (spawn?.args.args ?? []) as string[];
+    expect(entry && prepareArgs(entry, args)).toEqual(args);
   });
 
   it("a window opened late starts at the current revision", async () => {
