@@ -125,6 +125,18 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     expect(entry && prepareArgs(entry, args)).toEqual(args);
   });
 
+  it("the owner's own page syncs too (the main window as owner): connectTauriWindow works in it", async () => {
+    const { host } = await startOwner();
+    const ownerView = await openWindow(OWNER);
+    const main = await openWindow("main");
+    await main.client.set("app-config", { theme: "dark" });
+    await until(() => ownerView.rendered.length === 1 && main.rendered.length === 1, "both pages to apply");
+    await ownerView.client.set("app-config", { theme: "light" });
+    await until(() => main.rendered.length === 2, "main to apply the owner page's write");
+    expect([last(ownerView), last(main)]).toEqual([{ theme: "light" }, { theme: "light" }]);
+    expect(await channelsOf(host)).toHaveLength(2);
+  });
+
   it("a window opened late starts at the current revision", async () => {
     const { host } = await startOwner();
     const first = await openWindow("main");
