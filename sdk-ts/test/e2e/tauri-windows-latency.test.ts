@@ -74,4 +74,4 @@ it(`state.set in one window → apply in the two others, 3 windows, 1 KiB, ${SAM
       `p99 ${ms(percentile(sorted, 99))}; the set's own answer p50 ${ms(percentile(answers, 50))}`,
   );
   expect(latencies).toHaveLength(SAMPLES);
-});
+}, 120_000);

@@ -248,6 +248,29 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     expect([last(main), last(settings)]).toEqual([{ theme: "light" }, { theme: "light" }]);
   });
 
+  it("the owner page reloads: windows hear the new owner's ready, reconnect, and the old sidecar is ended", async () => {
+    const first = await startOwner();
+    const main = await openWindow("main");
+    await main.client.set("app-config", { theme: "dark" });
+    await until(() => main.rendered.length === 1, "main to apply");
+    const closed = new Promise<Error | undefined>((resolve) => main.client.onClose(resolve));
+    const oldPid = first.relay.link.child.pid;
+
+    const page = await app.reload(OWNER, { pagehide: false }); // a dev server's full reload, say
+    const relay = await within(page.api.startStateSync(), "the reloaded owner to start");
+    expect((await within(closed, "main to hear the owner was replaced"))?.message).toMatch(
+      /owner window "state-sync" was replaced by a new owner/,
+    );
+    expect(app.shell.invocations.some(({ cmd, args }) => cmd === "plugin:shell|kill" && args.pid === oldPid)).toBe(
+      true,
+    );
+    await until(() => main.rendered.length === 2, "main to sync again through the new owner");
+    const host = await relay.connect();
+    await host.set("app-config", { theme: "light" });
+    await until(() => main.rendered.length === 3, "main to apply the new owner's write");
+    expect(main.rendered).toEqual([{ theme: "dark" }, { theme: "dark" }, { theme: "light" }]);
+  });
+
   it("a host topic: the owner answers getSnapshot by invoking lib.rs's command, Rust's event invalidates", async () => {
     await startOwner();
     const views = [await openWindow("main", "session", "host"), await openWindow("settings", "session", "host")];
@@ -281,5 +304,5 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     const counts = views.map((v, i) => v.rendered.length - (before[i] ?? 0));
     console.info(`tauri windows: 1000 writes → applies per window ${counts.join(", ")}`);
     for (const count of counts) expect(count).toBeLessThanOrEqual(40);
-  });
+  }, 60_000); // a bound for a loaded machine, not a timing: the counts are the assertion
 });
