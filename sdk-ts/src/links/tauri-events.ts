@@ -7,16 +7,17 @@
 //   TO_WINDOW  owner → one window (emitTo its label): `welcome`, `messages`, `closed`.
 //   OWNER      owner → every window (emit): `ready` when a relay starts, `closed` when it stops.
 //
-// A window's `session` is a fresh random id per page load, so a reloaded page (same label,
-// new JavaScript realm) is told apart from the page it replaced; the owner's `owner` id is
-// fresh per relay, so a window notices when the owner it talked to was replaced.
+// A window's `session` is a fresh random id per connectTauriWindow() call and its `page` one
+// per page load (a page may connect more than once), so a reloaded page (same label, new
+// JavaScript realm) is told apart from the page it replaced; the owner's `owner` id is fresh
+// per relay, so a window notices when the owner it talked to was replaced.
 
 export const TO_OWNER = "state-sync://to-owner";
 export const TO_WINDOW = "state-sync://to-window";
 export const OWNER = "state-sync://owner";
 
 export type WindowEnvelope =
-  | { kind: "hello"; label: string; session: string }
+  | { kind: "hello"; label: string; page: string; session: string }
   | { kind: "messages"; label: string; session: string; owner: string; messages: unknown[] }
   | { kind: "goodbye"; label: string; session: string; owner: string };
 
@@ -44,7 +45,7 @@ export function readWindowEnvelope(value: unknown): WindowEnvelope | undefined {
   }
   switch (value.kind) {
     case "hello":
-      return value as WindowEnvelope;
+      return strings(value, "page") ? (value as WindowEnvelope) : undefined;
     case "messages":
       return strings(value, "owner") && Array.isArray(value.messages) ? (value as WindowEnvelope) : undefined;
     case "goodbye":

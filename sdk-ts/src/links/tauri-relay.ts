@@ -46,7 +46,7 @@ export interface TauriRelay {
   readonly ready: Promise<InitializeResult>;
   /** The shell plugin link to the sidecar. */
   readonly link: TauriLink;
-  /** Labels of the windows served now (one page load each). */
+  /** Labels of the windows served now. */
   windows(): string[];
   /** A client for the owner's own code, attached like one more window. */
   connect(options?: ConnectOptions): Promise<StateSyncClient>;
@@ -54,8 +54,11 @@ export interface TauriRelay {
   close(): void;
 }
 
+/** One connectTauriWindow() of one page load of one window. */
 interface Session {
   readonly label: string;
+  /** The page load it belongs to: a new one in the same window means the window reloaded. */
+  readonly page: string;
   readonly id: string;
   readonly link: Link & { deliver(messages: unknown[]): void };
   /** Set once the relay attached the link; ends the session (closes its channels). */
@@ -68,8 +71,8 @@ interface Session {
  * relay (`createSidecarHost`) over it, and serves every window that calls
  * `connectTauriWindow()` over Tauri events. A window's channels are closed in the sidecar
  * when the window is destroyed (`tauri://destroyed`), when its page reloads (the new page's
- * `hello` carries a new session) or says goodbye; the relay then drops the window's
- * pending calls, so nothing is applied for a session after it ended.
+ * `hello` names another page load) or when the connection says goodbye; the relay then
+ * drops the window's pending calls, so nothing is applied for a session after it ended.
  */
 export async function createTauriRelay(options: TauriRelayOptions = {}): Promise<TauriRelay> {
   const ownerLabel = getCurrentWindow().label;
@@ -96,7 +99,10 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
     client: { name: "@state-sync/sdk tauri relay" },
   });
 
+  /** By session id (one per connectTauriWindow call). */
   const sessions = new Map<string, Session>();
+  /** The page load each window's sessions belong to, by window label. */
+  const pages = new Map<string, string>();
   /** Labels whose `tauri://destroyed` the relay listens to: one listener per label, across reloads. */
   const destroyedListeners = new Map<string, Promise<UnlistenFn>>();
   const unlisteners: Promise<UnlistenFn>[] = [];
@@ -105,13 +111,20 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
   const toWindow = (label: string, envelope: OwnerEnvelope): Promise<void> => emitTo(label, TO_WINDOW, envelope);
 
   const endSession = (session: Session): void => {
-    if (sessions.get(session.label) === session) {
-      sessions.delete(session.label);
-    }
+    sessions.delete(session.id);
     session.detach();
   };
 
-  const openSession = (label: string, id: string): Session => {
+  /** Ends every session of a window (destroyed), or of its page loads other than `keep` (reloaded). */
+  const endWindow = (label: string, keep?: string): void => {
+    for (const session of [...sessions.values()]) {
+      if (session.label === label && session.page !== keep) {
+        endSession(session);
+      }
+    }
+  };
+
+  const openSession = (label: string, page: string, id: string): Session => {
     const listeners = new LinkListeners();
     let linkClosed = false;
     const sender = createBatchSender(
@@ -153,7 +166,7 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
         }
       },
     };
-    const session: Session = { label, id, link: sessionLink, detach: () => {} };
+    const session: Session = { label, page, id, link: sessionLink, detach: () => {} };
     session.detach = host.attachWindow(sessionLink);
     return session;
   };
@@ -168,10 +181,8 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
     const unlisten = listen(
       "tauri://destroyed",
       () => {
-        const session = sessions.get(label);
-        if (session !== undefined) {
-          endSession(session);
-        }
+        endWindow(label);
+        pages.delete(label);
         destroyedListeners.delete(label);
         void unlisten.then((stop) => stop()).catch(() => {});
       },
@@ -181,27 +192,27 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
     return unlisten;
   };
 
-  const onHello = async (label: string, id: string): Promise<void> => {
-    const current = sessions.get(label);
-    if (current?.id === id) {
+  const onHello = async (label: string, page: string, id: string): Promise<void> => {
+    if (sessions.get(id)?.label === label) {
       // The window said hello twice (it heard `ready` while its first hello was on the way).
       await toWindow(label, { kind: "welcome", owner, ownerLabel, session: id });
       return;
     }
-    if (current !== undefined) {
-      endSession(current); // the page reloaded: the old page's channels go first
+    if (pages.get(label) !== page) {
+      endWindow(label, page); // the page reloaded: the old page's channels go first
+      pages.set(label, page);
     }
     if (label !== ownerLabel) {
       await watchDestroyed(label);
     }
-    if (closed) {
-      return;
+    if (closed || pages.get(label) !== page) {
+      return; // the relay closed, or the window reloaded again meanwhile
     }
-    const session = openSession(label, id);
-    sessions.set(label, session);
+    const session = openSession(label, page, id);
+    sessions.set(id, session);
     session.link.onClose(() => {
-      if (sessions.get(label) === session) {
-        sessions.delete(label);
+      if (sessions.get(id) === session) {
+        sessions.delete(id);
       }
     });
     await toWindow(label, { kind: "welcome", owner, ownerLabel, session: id });
@@ -216,11 +227,11 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
           return;
         }
         if (envelope.kind === "hello") {
-          void onHello(envelope.label, envelope.session).catch(() => {});
+          void onHello(envelope.label, envelope.page, envelope.session).catch(() => {});
           return;
         }
-        const session = sessions.get(envelope.label);
-        if (envelope.owner !== owner || session === undefined || session.id !== envelope.session) {
+        const session = sessions.get(envelope.session);
+        if (envelope.owner !== owner || session === undefined || session.label !== envelope.label) {
           // A page this relay does not serve (a previous owner's, or a page since reloaded):
           // tell it, so a live page reconnects instead of waiting for answers.
           if (envelope.kind === "messages") {
@@ -287,7 +298,7 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
   return {
     ready: host.ready,
     link,
-    windows: () => [...sessions.keys()],
+    windows: () => [...new Set([...sessions.values()].map((session) => session.label))],
     connect: (connectOptions) => host.connect(connectOptions),
     close,
   };

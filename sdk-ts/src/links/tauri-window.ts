@@ -42,9 +42,10 @@ export async function connectTauriWindow(options: TauriWindowOptions = {}): Prom
 
 async function createTauriWindowLink(ownerTimeoutMs: number): Promise<Link> {
   const label = getCurrentWindow().label;
+  const page = pageId();
   const session = randomId();
   const listeners = new LinkListeners();
-  const hello = (): Promise<void> => emit(TO_OWNER, { kind: "hello", label, session } satisfies WindowEnvelope);
+  const hello = (): Promise<void> => emit(TO_OWNER, { kind: "hello", label, page, session } satisfies WindowEnvelope);
 
   let owner: { id: string; label: string } | undefined;
   let welcomed: (value: { id: string; label: string }) => void = () => {};
@@ -210,4 +211,16 @@ async function createTauriWindowLink(ownerTimeoutMs: number): Promise<Link> {
     throw new ConnectionClosedError(`window "${label}": the state-sync owner went away while connecting`);
   }
   return link;
+}
+
+/**
+ * This page load's id, shared by every connection the page makes (kept on the page's global
+ * object, so two copies of the SDK in one page agree); a reload starts a new realm, so a
+ * new id.
+ */
+function pageId(): string {
+  const key = Symbol.for("@state-sync/sdk tauri page");
+  const global = globalThis as unknown as Record<symbol, string | undefined>;
+  global[key] ??= randomId();
+  return global[key];
 }

@@ -151,7 +151,11 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     const { host } = await startOwner();
     const main = await openWindow("main");
     const settings = await openWindow("settings");
+    const secondTopic = await openWindow("settings", "recent-files"); // a second connection of the page
+    await secondTopic.client.set("recent-files", ["a.txt"]);
+    await until(() => secondTopic.rendered.length === 1, "the page's second connection to apply");
     const before = await channelsOf(host);
+    expect(before).toHaveLength(3);
     const oldSession = sessionOf("settings", 1);
 
     // No pagehide: the new page's hello alone tells the owner the old page is gone.
@@ -159,7 +163,7 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     const reloaded = await openWindow("settings");
     const after = await channelsOf(host);
     expect(after).toHaveLength(2);
-    expect(after.filter((c) => before.includes(c))).toHaveLength(1); // main's; settings' old one is closed
+    expect(after.filter((c) => before.includes(c))).toHaveLength(1); // main's; both of the old page's are closed
     const closedAt = app.now();
 
     await main.client.set("app-config", { theme: "light" });
