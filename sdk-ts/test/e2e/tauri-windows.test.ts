@@ -137,6 +137,28 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     expect(await channelsOf(host)).toHaveLength(2);
   });
 
+  it("a window that starts before the owner waits for the owner's ready, then syncs", async () => {
+    const page = await app.open("main");
+    const rendered: unknown[] = [];
+    const connecting = page.api.syncTopic("app-config", (data) => rendered.push(data));
+    await until(() => app.emitted.some((e) => e.from === "main"), "main's first hello");
+    const { host } = await startOwner(); // its ready makes main say hello again
+    const client = await within(connecting, "main to connect once the owner is up");
+    await client.set("app-config", { theme: "dark" });
+    await until(() => rendered.length === 1, "main to apply");
+    expect(await channelsOf(host)).toHaveLength(1);
+  });
+
+  it("with no owner at all, connectTauriWindow fails after ownerTimeoutMs with a message naming the fix", async () => {
+    const page = await app.open("main");
+    const error = await page.api.connectTauriWindow({ ownerTimeoutMs: 50 }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.name).toBe("ConnectionClosedError");
+    expect(error?.message).toMatch(/no state-sync owner answered within 50 ms: call createTauriRelay\(\)/);
+  });
+
   it("a window opened late starts at the current revision", async () => {
     const { host } = await startOwner();
     const first = await openWindow("main");
