@@ -89,7 +89,14 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
   if (previous !== null && previous !== undefined && /^\d+$/.test(previous)) {
     await new Child(Number(previous)).kill().catch(() => {});
   }
-  const link = await createTauriLink(options);
+  const program = options.program ?? "binaries/statesync-sidecar";
+  const link = await createTauriLink(options).catch((error: unknown) => {
+    throw new Error(
+      `createTauriRelay: spawning ${program} ${JSON.stringify(options.args ?? [])} failed: ${String(error)}: ` +
+        `window "${ownerLabel}" needs shell:allow-spawn for "${program}" with an "args" scope that lets these ` +
+        "arguments through, shell:allow-stdin-write and shell:allow-kill in a capability (docs/tauri.md, Capabilities)",
+    );
+  });
   storage?.setItem(pidKey, String(link.child.pid));
 
   const host = createSidecarHost({
@@ -265,7 +272,13 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
     );
   }
 
-  await Promise.all(unlisteners);
+  await Promise.all([...unlisteners]).catch((error: unknown) => {
+    link.close();
+    throw new Error(
+      `createTauriRelay: listening to Tauri events failed: ${String(error)}: ` +
+        `give window "${ownerLabel}" core:event:default in a capability (docs/tauri.md, Capabilities)`,
+    );
+  });
 
   const announce = (kind: OwnerAnnouncement["kind"]): Promise<void> =>
     emit(OWNER, { kind, owner, ownerLabel } satisfies OwnerAnnouncement);

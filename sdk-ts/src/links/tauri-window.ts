@@ -136,8 +136,16 @@ async function createTauriWindowLink(ownerTimeoutMs: number): Promise<Link> {
   // the owner's `tauri://destroyed` listener and the next page's hello cover a lost goodbye.
   let link: Link | undefined;
   const stopPageHide = onPageHide(() => (link === undefined ? finish() : link.close()));
-  await Promise.all(stops);
-  await hello();
+  try {
+    await Promise.all(stops);
+    await hello();
+  } catch (error) {
+    finish();
+    throw new Error(
+      `connectTauriWindow: Tauri events failed in window "${label}": ${String(error)}: ` +
+        "give every window core:event:default in a capability (docs/tauri.md, Capabilities)",
+    );
+  }
 
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -22,15 +22,19 @@ let dir: string;
 let hostState: { revision: string; data: unknown };
 /** lib.rs's commands as the webviews invoked them. */
 let rustCalls: { cmd: string; args: Record<string, unknown>; label: string }[];
+/** Commands the test's capabilities refuse, by window label. */
+let denied: Map<string, RegExp>;
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "state-sync-tauri-windows-"));
   hostState = { revision: "1", data: { user: "ada" } };
   rustCalls = [];
+  denied = new Map();
   app = new TauriApp({
     sidecar: sidecarBinary(),
     appDataDir: dir,
     random: seededRandom(12),
+    denied: (label, cmd) => denied.get(label)?.test(cmd) === true,
     // lib.rs's state_snapshot command (docs/tauri.md): the Rust state of a host topic.
     commands: (cmd, args, label) => {
       rustCalls.push({ cmd, args, label });
@@ -157,6 +161,27 @@ describe("Tauri with many windows (createTauriRelay + connectTauriWindow, real s
     );
     expect(error?.name).toBe("ConnectionClosedError");
     expect(error?.message).toMatch(/no state-sync owner answered within 50 ms: call createTauriRelay\(\)/);
+  });
+
+  it("missing permissions: the owner and the windows fail with a message naming the capability to add", async () => {
+    denied.set(OWNER, /^plugin:shell\|spawn$/);
+    const owner = await app.open(OWNER);
+    const ownerError = await owner.api.startStateSync().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(ownerError?.message).toMatch(
+      /shell\.spawn not allowed.*needs shell:allow-spawn for "binaries\/statesync-sidecar"/,
+    );
+    expect(ownerError?.message).toContain(JSON.stringify(["--store-file", join(dir, "state.json")]));
+
+    denied.set("main", /^plugin:event\|/);
+    const main = await app.open("main");
+    const windowError = await main.api.connectTauriWindow().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(windowError?.message).toMatch(/event\.listen not allowed.*core:event:default/);
   });
 
   it("a window opened late starts at the current revision", async () => {

@@ -126,6 +126,8 @@ export interface AppOptions {
   appDataDir: string;
   /** Decides where raw stdout chunks are cut. */
   random: () => number;
+  /** Commands a window's capabilities do not allow (Tauri refuses them before they run). */
+  denied?: (label: string, cmd: string) => boolean;
   /** The app's own Rust commands (invoke): answer, or throw a string as a failed command. */
   commands?: (cmd: string, args: Record<string, unknown>, label: string) => unknown;
 }
@@ -312,6 +314,10 @@ export class TauriApp {
   #invoke(page: Page, cmd: string, payload: unknown): unknown {
     if (!page.alive) {
       return new Promise(() => {}); // a page that is gone never hears back
+    }
+    if (this.#options.denied?.(page.label, cmd) === true) {
+      const [plugin, command] = cmd.replace(/^plugin:/, "").split("|");
+      throw `${plugin}.${command} not allowed on window "${page.label}"`; // what Tauri's ACL answers, in short
     }
     if (cmd.startsWith("plugin:shell|")) {
       return this.shell.handle(cmd, payload, (id, data) => page.runCallback(id, data));
