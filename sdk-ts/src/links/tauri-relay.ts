@@ -261,10 +261,8 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
     ),
   );
 
-  let hostClient: Promise<StateSyncClient> | undefined;
   if (options.invalidateEvent !== undefined) {
-    hostClient = host.connect();
-    const client = hostClient;
+    const client = host.connect(); // the owner's own connection, for invalidate
     unlisteners.push(
       listen<InvalidateParams>(options.invalidateEvent, (event) => {
         void client.then((c) => c.invalidate(event.payload)).catch(() => {});
@@ -303,6 +301,7 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
   // The page goes (reload, the owner window closing): tell the windows now rather than
   // letting them find out from `tauri://destroyed` or the next owner's `ready`.
   const stopPageHide = onPageHide(close);
+  // The sidecar exited (crashed, killed): every window learns the relay is gone.
   link.onClose(() => close());
 
   // Windows started before this relay wait for `ready` to say hello again.
