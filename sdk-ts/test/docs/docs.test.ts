@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { prepareArgs, type ScopeEntry } from "../helpers/shell-scope.js";
 
 // The guides quote the files of this folder byte for byte (tsc and biome check them, the
 // other tests here run them); their JSON parses and agrees with the TypeScript, with the
@@ -57,23 +58,74 @@ describe("the integration guides", () => {
   });
 });
 
-describe("docs/tauri.md", () => {
+describe("docs/tauri.md and the README's Tauri quick start", () => {
   const markdown = guides["docs/tauri.md"];
-  const json = blocks(markdown, "json").map((block) => JSON.parse(block) as Record<string, unknown>);
-  const config = json.find((value) => "bundle" in value) as { bundle: { externalBin: string[] } };
-  const capability = json.find((value) => "permissions" in value) as {
-    identifier: string;
-    windows: string[];
-    permissions: (string | { identifier: string; allow: ScopeEntry[] })[];
-  };
+  const readme = read("../../README.md");
+  const quickStart = /^## Quick start: Tauri v2\n[\s\S]*?(?=^## )/m.exec(readme)?.[0] ?? "";
+  const jsonFiles = Object.fromEntries(
+    readdirSync(new URL(".", import.meta.url))
+      .filter((name) => name.startsWith("tauri") && name.endsWith(".json"))
+      .map((name) => [name, read(`./${name}`)]),
+  );
+  const json = <T>(name: string) => JSON.parse(jsonFiles[name] ?? "null") as T;
+  const config = json<{
+    app: { windows: { label: string; visible?: boolean }[] };
+    bundle: { externalBin: string[] };
+  }>("tauri.conf.json");
+  const owner = json<Capability>("tauri-capability-owner.json");
+  const windows = json<Capability>("tauri-capability-windows.json");
+  const link = json<Capability>("tauri-capability-link.json");
   const externalBin = config.bundle.externalBin[0] ?? "";
-
-  it("names one externalBin, the one the webview spawns and the capability allows", () => {
-    expect(config.bundle.externalBin).toEqual(["binaries/statesync-sidecar"]);
-    const program = /program: "([^"]+)"/.exec(snippets["tauri-webview.ts"] ?? "")?.[1];
-    expect(program).toBe(externalBin);
+  const spawnScope = (capability: Capability): ScopeEntry[] => {
     const spawn = capability.permissions.find((p) => typeof p === "object" && p.identifier === "shell:allow-spawn");
-    expect(typeof spawn === "object" && spawn.allow.map((entry) => entry.name)).toEqual([externalBin]);
+    return typeof spawn === "object" ? spawn.allow : [];
+  };
+
+  it("quote every JSON file verbatim and show no JSON that is not one", () => {
+    const quoted = blocks(markdown, "json");
+    for (const [name, source] of Object.entries(jsonFiles)) {
+      expect(quoted, `test/docs/${name} is quoted in docs/tauri.md`).toContain(source);
+    }
+    for (const block of quoted) {
+      expect(Object.values(jsonFiles), `a JSON block that is not a test/docs file:\n${block}`).toContain(block);
+    }
+  });
+
+  it("the README's quick start quotes the guide's files: the same owner, window and capabilities", () => {
+    expect(quickStart).not.toBe("");
+    const ts = blocks(quickStart, "ts");
+    expect(ts).toEqual([snippets["tauri-owner.ts"], snippets["tauri-window.ts"]]);
+    expect(blocks(quickStart, "json")).toEqual([
+      jsonFiles["tauri-capability-owner.json"],
+      jsonFiles["tauri-capability-windows.json"],
+    ]);
+  });
+
+  it("declares the owner as a hidden window, and gives the shell permissions to it alone", () => {
+    const hidden = config.app.windows.filter((w) => w.visible === false);
+    expect(hidden.map((w) => w.label)).toEqual(["state-sync"]);
+    expect(owner.windows).toEqual(["state-sync"]);
+    expect(link.windows).toEqual(["main"]);
+    for (const capability of [windows]) {
+      expect(capability.permissions.some((p) => typeof p === "string" && p.startsWith("shell:"))).toBe(false);
+    }
+    // The rust snippet quits with the main window: the hidden one would keep the app alive.
+    expect(blocks(markdown, "rust").join("\n")).toContain('window.label() == "main"');
+  });
+
+  it("lets every window use the events the relay speaks over", () => {
+    expect(windows.windows).toEqual(["*"]);
+    expect(windows.permissions).toEqual(["core:event:default"]);
+  });
+
+  it("names one externalBin, the one the webviews spawn and the capabilities allow", () => {
+    expect(config.bundle.externalBin).toEqual(["binaries/statesync-sidecar"]);
+    for (const name of ["tauri-webview.ts", "tauri-owner.ts"]) {
+      expect(/program: "([^"]+)"/.exec(snippets[name] ?? "")?.[1], name).toBe(externalBin);
+    }
+    for (const capability of [owner, link]) {
+      expect(spawnScope(capability).map((entry) => entry.name)).toEqual([externalBin]);
+    }
   });
 
   it("has the Rust side spawn the sidecar by its file name", () => {
@@ -82,24 +134,32 @@ describe("docs/tauri.md", () => {
     expect([...rust.matchAll(/\.sidecar\("([^"]+)"\)/g)].map((m) => m[1])).toEqual([name]);
   });
 
-  it("grants what the SDK's link calls: spawn (scoped), stdin-write, kill; with a valid scope", () => {
-    expect(capability.identifier).toBeTruthy();
-    expect(capability.windows.length).toBeGreaterThan(0);
-    expect(capability.permissions).toEqual(
+  it("grants what the SDK calls: spawn (scoped), stdin-write, kill, the path API; with valid scopes", () => {
+    expect(owner.permissions).toEqual(
+      expect.arrayContaining(["shell:allow-stdin-write", "shell:allow-kill", "core:path:default"]),
+    );
+    expect(link.permissions).toEqual(
       expect.arrayContaining(["shell:allow-stdin-write", "shell:allow-kill", "core:default"]),
     );
-    for (const permission of capability.permissions) {
-      if (typeof permission === "object") {
-        for (const entry of permission.allow) checkScopeEntry(entry);
+    for (const capability of [owner, windows, link]) {
+      expect(capability.identifier).toBeTruthy();
+      for (const permission of capability.permissions) {
+        if (typeof permission === "object") {
+          for (const entry of permission.allow) checkScopeEntry(entry);
+        }
       }
     }
+    expect(new Set([owner.identifier, windows.identifier, link.identifier]).size).toBe(3);
   });
 
-  it("lets the webview's --store-file argument through, on every desktop OS's app data path", () => {
-    const spawn = capability.permissions.find((p) => typeof p === "object" && p.identifier === "shell:allow-spawn");
-    const entry = typeof spawn === "object" ? spawn.allow[0] : undefined;
-    if (entry === undefined) throw new Error("no shell:allow-spawn scope");
+  it("lets the webviews' --store-file argument through, on every desktop OS's app data path", () => {
     expect(snippets["tauri-webview.ts"]).toContain('args: ["--store-file", storeFile]');
+    expect(snippets["tauri-owner.ts"]).toContain(
+      'args: ["--store-file", await join(await appDataDir(), "state.json")]',
+    );
+    expect(spawnScope(owner)).toEqual(spawnScope(link)); // the two set-ups agree
+    const entry = spawnScope(owner)[0];
+    if (entry === undefined) throw new Error("no shell:allow-spawn scope");
     for (const storeFile of [
       "/home/ada/.local/share/com.example.app/state.json",
       "/Users/ada/Library/Application Support/com.example.app/state.json",
@@ -108,11 +168,18 @@ describe("docs/tauri.md", () => {
       expect(prepareArgs(entry, ["--store-file", storeFile])).toEqual(["--store-file", storeFile]);
     }
     expect(() => prepareArgs(entry, ["--store-file", "/etc/passwd"])).toThrow(/validation/);
+    expect(() => prepareArgs(entry, [])).toThrow(/missing/); // what createTauriLink() with no args would get
     // What the plugin does with arguments the scope does not list: drops them, no error.
     expect(prepareArgs(entry, ["--store-file", "/x/state.json", "--trace"])).toEqual(["--store-file", "/x/state.json"]);
     expect(prepareArgs({ ...entry, args: undefined }, ["--trace"])).toEqual([]);
   });
 });
+
+interface Capability {
+  identifier: string;
+  windows: string[];
+  permissions: (string | { identifier: string; allow: ScopeEntry[] })[];
+}
 
 describe("docs/electron.md", () => {
   it("main.ts maps every task dist target to Node's platform-arch, and nothing else", () => {
@@ -154,13 +221,6 @@ describe("docs/electron.md", () => {
   });
 });
 
-interface ScopeEntry {
-  name: string;
-  sidecar?: boolean;
-  cmd?: string;
-  args?: boolean | (string | { validator: string; raw?: boolean })[] | undefined;
-}
-
 interface FileSet {
   from: string;
   to: string;
@@ -181,25 +241,6 @@ function checkScopeEntry(entry: ScopeEntry) {
     expect(Object.keys(arg).every((key) => key === "validator" || key === "raw")).toBe(true);
     expect(() => new RegExp(arg.validator)).not.toThrow();
   }
-}
-
-/**
- * ShellScope::_prepare in plugins/shell/src/scope.rs, for a webview's argument list: `true`
- * passes anything; no `args` (false) yields none; a list yields exactly its positions, a
- * fixed string as written, a validator's argument if it matches `^validator$` (or the raw
- * regex), a missing one is an error; anything beyond the list is not passed.
- */
-function prepareArgs(entry: ScopeEntry, args: string[]): string[] {
-  if (entry.args === true) return args;
-  if (entry.args === undefined || entry.args === false) return [];
-  return entry.args.map((allowed, index) => {
-    if (typeof allowed === "string") return allowed;
-    const value = args[index];
-    if (value === undefined) throw new Error(`argument ${index} missing`);
-    const pattern = new RegExp(allowed.raw === true ? allowed.validator : `^${allowed.validator}$`);
-    if (!pattern.test(value)) throw new Error(`argument ${index} failed validation ${pattern}`);
-    return value;
-  });
 }
 
 /** electron-builder's filter globs as used here: `*` within a file name. */

@@ -35,7 +35,7 @@ export interface ShellBackendOptions {
   reorder?: boolean;
 }
 
-export interface ShellBackend {
+export interface ShellBackend extends ShellCommands {
   /** Every IPC command the plugin invoked, in order, with its args as Rust received them. */
   readonly invocations: { cmd: string; args: Record<string, unknown> }[];
   /** Raw chunk sizes delivered as Stdout events, per pid. */
@@ -53,6 +53,18 @@ interface TauriInternals {
   runCallback(id: number, data: unknown): void;
 }
 
+/** Hands a channel message to the webview that created the channel (its `runCallback`). */
+export type RunCallback = (id: number, data: unknown) => void;
+
+export interface ShellCommands {
+  /**
+   * Runs one of the plugin's IPC commands (`plugin:shell|…`) for a webview; its channel
+   * messages go to that webview through `runCallback`, as Tauri sends a Channel's messages
+   * to the webview that made it.
+   */
+  handle(cmd: string, payload: unknown, runCallback: RunCallback): unknown;
+}
+
 // @tauri-apps/api/mocks installs itself on `window`; in Node the global object stands in.
 const globals = globalThis as unknown as { window?: unknown };
 globals.window ??= globalThis;
@@ -60,7 +72,26 @@ globals.window ??= globalThis;
 const internals = (): Partial<TauriInternals> | undefined =>
   (globalThis as unknown as { __TAURI_INTERNALS__?: Partial<TauriInternals> }).__TAURI_INTERNALS__;
 
+/** The plugin's Rust half for this process's own global `window` (mockIPC), as one webview. */
 export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
+  const backend = createShellBackend(options);
+  mockIPC((cmd, payload) => backend.handle(cmd, payload, (id, data) => internals()?.runCallback?.(id, data)));
+  return {
+    ...backend,
+    dispose() {
+      backend.dispose();
+      clearMocks();
+    },
+  };
+}
+
+/**
+ * The plugin's Rust half, app-wide, without installing an IPC mock: the caller routes each
+ * webview's `plugin:shell|…` invokes to `handle` (several webviews, each its own realm).
+ * Like the real plugin, a child outlives the page that spawned it; its events go to that
+ * page's callbacks, which a reloaded page no longer has.
+ */
+export function createShellBackend(options: ShellBackendOptions): ShellBackend {
   const maxChunk = options.maxChunkBytes ?? 8192;
   const invocations: ShellBackend["invocations"] = [];
   const stdoutChunks = new Map<number, number[]>();
@@ -70,7 +101,7 @@ export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
   const stats = { cutsInsideCharacters: 0, reordered: 0 };
 
   /** A JS Channel as Rust holds it: messages numbered, delivered asynchronously, then `end`. */
-  const rustChannel = (serialised: unknown) => {
+  const rustChannel = (serialised: unknown, runCallback: RunCallback) => {
     const match = typeof serialised === "string" ? /^__CHANNEL__:(\d+)$/.exec(serialised) : null;
     if (match === null) {
       throw new Error(
@@ -81,7 +112,7 @@ export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
     let index = 0;
     let held: { message: unknown; index: number } | undefined;
     // Asynchronous, like the webview's fetch of each message; dropped once the mock is gone.
-    const deliver = (data: unknown) => setImmediate(() => internals()?.runCallback?.(id, data));
+    const deliver = (data: unknown) => setImmediate(() => runCallback(id, data));
     return {
       send(event: unknown) {
         // serde_json's view of the event: plain JSON, byte vectors as number arrays.
@@ -115,7 +146,7 @@ export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
     };
   };
 
-  const spawnCommand = (args: Record<string, unknown>): number => {
+  const spawnCommand = (args: Record<string, unknown>, runCallback: RunCallback): number => {
     const program = String(args.program);
     const commandOptions = (args.options ?? {}) as {
       sidecar?: boolean;
@@ -131,7 +162,7 @@ export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
     if (commandOptions.encoding !== undefined && !raw && commandOptions.encoding !== "utf-8") {
       throw `unknown encoding ${commandOptions.encoding}`;
     }
-    const channel = rustChannel(args.onEvent);
+    const channel = rustChannel(args.onEvent, runCallback);
     const child = spawn(binary, (args.args as string[] | undefined) ?? [], {
       stdio: ["pipe", "pipe", "pipe"],
       ...(commandOptions.cwd === undefined ? {} : { cwd: commandOptions.cwd }),
@@ -208,13 +239,13 @@ export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
     });
   };
 
-  mockIPC((cmd, payload) => {
+  const handle = (cmd: string, payload: unknown, runCallback: RunCallback): unknown => {
     // What Rust receives: the args as JSON (a Channel becomes "__CHANNEL__:<id>").
     const args = JSON.parse(JSON.stringify(payload ?? {})) as Record<string, unknown>;
     invocations.push({ cmd, args });
     switch (cmd) {
       case "plugin:shell|spawn":
-        return spawnCommand(args);
+        return spawnCommand(args, runCallback);
       case "plugin:shell|stdin_write":
         return stdinWrite(args);
       case "plugin:shell|kill": {
@@ -226,9 +257,10 @@ export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
       default:
         throw `command ${cmd} not found`;
     }
-  });
+  };
 
   return {
+    handle,
     invocations,
     stdoutChunks,
     stats,
@@ -240,7 +272,6 @@ export function serveShellPlugin(options: ShellBackendOptions): ShellBackend {
       for (const child of running) {
         child.kill("SIGKILL");
       }
-      clearMocks();
     },
   };
 }
