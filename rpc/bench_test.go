@@ -47,7 +47,7 @@ func BenchmarkEncodeApply(b *testing.B) {
 	for _, sz := range benchSizes {
 		p := applyParams{Channel: "settings-window/app-config", Topic: "app-config", Revision: "18446744073709551614", Data: benchData(sz.size)}
 		b.Run(sz.name+"/direct", func(b *testing.B) {
-			s := newStream(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
+			s := newConn(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
 			b.SetBytes(int64(len(p.Data)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -57,7 +57,7 @@ func BenchmarkEncodeApply(b *testing.B) {
 			}
 		})
 		b.Run(sz.name+"/jsonrpc2", func(b *testing.B) {
-			s := newStream(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
+			s := newConn(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
 			b.SetBytes(int64(len(p.Data)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -73,7 +73,7 @@ func BenchmarkEncodeApply(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := s.writeFrame(frame); err != nil {
+				if err := s.write(frame); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -120,7 +120,7 @@ func BenchmarkEnvelope(b *testing.B) {
 // BenchmarkAdmit is the stream's whole read step for one message after framing: envelope,
 // checks, and the hand-off (a request to the handler, an answer to its caller).
 func BenchmarkAdmit(b *testing.B) {
-	s := newStream(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
+	s := newConn(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
 	b.Run("invalidate", func(b *testing.B) {
 		frame := []byte(`{"jsonrpc":"2.0","method":"invalidate","params":{"topic":"app-config","revision":"42"}}`)
 		b.ReportAllocs()
