@@ -432,7 +432,25 @@ type setResult struct {
 	Revision engine.Revision `json:"revision"`
 }
 
-func (s *Server) stateSet(params json.RawMessage) (any, error) {
+// handleSet decides the write on the read goroutine, so that revisions follow the order
+// of the requests on the wire, and waits for it to be durable (a file rewrite and fsync)
+// on the bounded group, holding no lock: other messages are not held up meanwhile. When
+// the group is full it waits here, slowing the reader down rather than refusing a write
+// whose revision is already taken.
+func (s *Server) handleSet(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
+	finish, err := s.beginSet(params)
+	if err != nil {
+		s.reply(ctx, req, nil, err)
+		return
+	}
+	if !s.ops.TryGo(func() error { s.answer(ctx, req, finish); return nil }) {
+		s.answer(ctx, req, finish)
+	}
+}
+
+// beginSet checks a state.set and begins the write; finish waits for it to be durable,
+// then invalidates the topic's channels.
+func (s *Server) beginSet(params json.RawMessage) (finish func(context.Context) (any, error), err error) {
 	if s.cfg.Store == nil {
 		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
 	}
@@ -457,33 +475,26 @@ func (s *Server) stateSet(params json.RawMessage) (any, error) {
 		}
 		expected = &rev
 	}
-
-	// The source check and the write happen under s.mu, so a channel.open with another
-	// source cannot slip in between.
-	s.mu.Lock()
-	if t := s.topics[p.Topic]; t != nil && t.source != SourceStore {
-		s.mu.Unlock()
+	// No channel.open can slip in between the source check and Begin: both run on the
+	// read goroutine, and the topic's source is decided only there (in add).
+	if t := s.openTopic(p.Topic); t != nil && t.source != SourceStore {
 		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q, so the host owns its state: state.set works only on store topics", quoteBounded(p.Topic), t.source)
 	}
-	rev, err := s.cfg.Store.Set(p.Topic, p.Data, expected)
+	wait, err := s.cfg.Store.Begin(p.Topic, p.Data, expected)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
-	var sinks []engine.Sink
-	if t := s.topics[p.Topic]; t != nil {
-		for _, ch := range t.channels {
-			if ch.sink != nil {
-				sinks = append(sinks, ch.sink)
-			}
+	return func(context.Context) (any, error) {
+		rev, err := wait()
+		if err != nil {
+			return nil, err
 		}
-	}
-	s.mu.Unlock()
-	event := engine.InvalidationEvent{Topic: p.Topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: p.SourceID}
-	for _, sink := range sinks {
-		sink.Invalidate(event)
-	}
-	return setResult{Topic: p.Topic, Revision: rev}, nil
+		event := engine.InvalidationEvent{Topic: p.Topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: p.SourceID}
+		for _, sink := range s.topicSinks(p.Topic) {
+			sink.Invalidate(event)
+		}
+		return setResult{Topic: p.Topic, Revision: rev}, nil
+	}, nil
 }
 
 type getParams struct {

@@ -104,6 +104,24 @@ func (r *registry) unregister(ch *channel) {
 	}
 }
 
+// openTopic returns the topic name is open with, or nil.
+func (r *registry) openTopic(name string) *topic {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.topics[name]
+}
+
+// topicSinks returns the sinks of the subscribed channels of topic name. The slice must
+// not be changed.
+func (r *registry) topicSinks(name string) []engine.Sink {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t := r.topics[name]; t != nil {
+		return t.sinks // replaced, never changed in place: safe to use after unlocking
+	}
+	return nil
+}
+
 // subscription routes a topic's events to a channel's engine from the moment Subscribe
 // returns until unsubscribe.
 type subscription struct {

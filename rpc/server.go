@@ -43,9 +43,10 @@ type Store interface {
 	// Get returns the topic's snapshot; an empty Snapshot (revision "0", no data) when
 	// the topic was never set.
 	Get(topic string) (engine.Snapshot, error)
-	// Set writes data and returns the new revision. expected, when not nil, makes it a
-	// compare-and-set.
-	Set(topic string, data json.RawMessage, expected *engine.Revision) (engine.Revision, error)
+	// Begin decides a write at once, without I/O: the checks, the compare-and-set
+	// (expected, when not nil) and the revision, in call order. wait blocks until the
+	// write is durable and returns its revision; Get sees the write only then.
+	Begin(topic string, data json.RawMessage, expected *engine.Revision) (wait func() (engine.Revision, error), err error)
 	// Has reports whether the topic holds data.
 	Has(topic string) bool
 	// Epoch names this life of the store's revisions.
@@ -235,7 +236,7 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	case "invalidate":
 		s.handleInvalidate(ctx, req, params)
 	case "state.set":
-		respond(s.stateSet(params))
+		s.handleSet(ctx, req, params)
 	case "state.get":
 		respond(s.stateGet(params))
 	case "shutdown":
