@@ -41,7 +41,7 @@ var benchSizes = []struct {
 
 // BenchmarkEncodeApply is one apply request on its way to the host. "direct" is the
 // sidecar's path (writeCall); "jsonrpc2" is the path it replaced: params marshalled, then
-// jsonrpc2's Request.MarshalJSON (a map), then the stream's json.Marshal of that, each
+// jsonrpc2's Request.MarshalJSON (a map), then the old stream's json.Marshal of that, each
 // step scanning and copying data again.
 func BenchmarkEncodeApply(b *testing.B) {
 	for _, sz := range benchSizes {
@@ -117,7 +117,7 @@ func BenchmarkEnvelope(b *testing.B) {
 	}
 }
 
-// BenchmarkAdmit is the stream's whole read step for one message after framing: envelope,
+// BenchmarkAdmit is the read loop's whole step for one message after framing: envelope,
 // checks, and the hand-off (a request to the handler, an answer to its caller).
 func BenchmarkAdmit(b *testing.B) {
 	s := newConn(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)

@@ -92,7 +92,7 @@ func (c *conn) lineSafe(data json.RawMessage) []byte {
 		if err := json.Compact(&buf, data); err == nil {
 			out = buf.Bytes()
 		} else {
-			// Not JSON: impossible for data that came through the stream or the store;
+			// Not JSON: impossible for data that came through the read loop or the store;
 			// keep the message on one line anyway.
 			out = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r"), []byte(" ")), []byte("\n"), []byte(" "))
 		}
