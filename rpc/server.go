@@ -41,7 +41,8 @@ func ParseSource(s string) (Source, error) {
 // Store is the embedded source of truth, as the server uses it.
 type Store interface {
 	// Get returns the topic's snapshot; an empty Snapshot (revision "0", no data) when
-	// the topic was never set.
+	// the topic was never set. It holds every write begun before the call that did not
+	// fail (it may wait for them to be durable).
 	Get(topic string) (engine.Snapshot, error)
 	// Begin decides a write at once, without I/O: the checks, the compare-and-set
 	// (expected, when not nil) and the revision, in call order. wait blocks until the
@@ -238,7 +239,12 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	case "state.set":
 		s.handleSet(ctx, req, params)
 	case "state.get":
-		respond(s.stateGet(params))
+		// Off the read goroutine: the store may wait for writes begun before it to be
+		// durable. When the group is full it runs here.
+		get := func(context.Context) (any, error) { return s.stateGet(params) }
+		if !s.ops.TryGo(func() error { s.answer(ctx, req, get); return nil }) {
+			s.answer(ctx, req, get)
+		}
 	case "shutdown":
 		s.async(ctx, req, func(context.Context) (any, error) {
 			s.stopAll()

@@ -123,3 +123,28 @@ func TestAFailedCommitTakesTheWritesBegunOnItWithIt(t *testing.T) {
 
 	require.Equal(t, engine.Revision("2"), mustSet(t, s, "doc", `"again"`))
 }
+
+// Get reads the writes begun before it: it waits for them to be durable rather than
+// answer with the state before them (a state.get sent after a state.set sees it).
+func TestGetWaitsForTheWritesBegunBeforeIt(t *testing.T) {
+	s := openFile(t, filepath.Join(t.TempDir(), "store.json"), testMax)
+	stalled, release, _ := stallFirstRename(t, nil)
+	wait, err := s.Begin("doc", json.RawMessage(`"new"`), nil)
+	require.NoError(t, err)
+	committed := make(chan error, 1)
+	go func() { _, err := wait(); committed <- err }()
+	<-stalled
+	got := make(chan engine.Snapshot, 1)
+	go func() {
+		snap, err := s.Get("doc")
+		if err != nil {
+			t.Errorf("get: %v", err)
+		}
+		got <- snap
+	}()
+	close(release)
+	require.NoError(t, <-committed)
+	snap := <-got
+	require.Equal(t, engine.Revision("1"), snap.Revision, "Get answered with the state before a write begun before it")
+	require.Equal(t, `"new"`, string(snap.Data))
+}

@@ -77,6 +77,9 @@ type Store struct {
 	// queue (file backend) holds the writes that have their revision and wait for a
 	// committer, in revision order. Under mu.
 	queue []*pendingWrite
+	// lastWrite (file backend) is the last write begun on each topic and not yet
+	// committed, for Get to wait on. Under mu; an entry goes when its write is committed.
+	lastWrite map[string]*pendingWrite
 }
 
 // pendingWrite is one write to the file backend between Begin and its commit.
@@ -125,8 +128,15 @@ func (s *Store) latest() map[string]entry {
 }
 
 // Get returns the topic's snapshot, or an empty one (revision "0", no data) when the
-// topic was never set.
+// topic was never set. It reads its writes: the snapshot holds every write to the topic
+// begun before the call that did not fail, so it waits for those to be durable.
 func (s *Store) Get(topic string) (engine.Snapshot, error) {
+	s.mu.Lock()
+	last := s.lastWrite[topic]
+	s.mu.Unlock()
+	if last != nil {
+		_, _ = s.commit(last) // a failure is the writer's to report: the snapshot is without it
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.topics[topic]
@@ -189,6 +199,10 @@ func (s *Store) Begin(topic string, data json.RawMessage, expected *engine.Revis
 	s.pending[topic] = written
 	w := &pendingWrite{topic: topic, rev: next, done: make(chan struct{})}
 	s.queue = append(s.queue, w)
+	if s.lastWrite == nil {
+		s.lastWrite = map[string]*pendingWrite{}
+	}
+	s.lastWrite[topic] = w
 	return func() (engine.Revision, error) { return s.commit(w) }, nil
 }
 
@@ -214,6 +228,11 @@ func (s *Store) commit(w *pendingWrite) (engine.Revision, error) {
 		} else {
 			batch = append(batch, s.queue...) // begun on top of the failed ones
 			s.queue, s.pending = nil, nil
+		}
+		for _, b := range batch {
+			if s.lastWrite[b.topic] == b {
+				delete(s.lastWrite, b.topic)
+			}
 		}
 		s.mu.Unlock()
 		for _, b := range batch {
