@@ -84,6 +84,10 @@ func toWire(err error) *jsonrpc2.Error {
 		return wireErr
 	case errors.Is(err, context.DeadlineExceeded):
 		return wireError(CodeSyncFailed, err.Error(), nil)
+	case errors.Is(err, context.Canceled):
+		// Request contexts end only when Serve stops (the input ended, a shutdown, a
+		// signal): the request was cut short by that, not by a bug.
+		return wireError(CodeShuttingDown, "the sidecar is stopping, so this request was not finished: "+err.Error(), nil)
 	default:
 		return wireError(jsonrpc2.CodeInternalError, "internal error: "+err.Error(), nil)
 	}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -218,49 +216,7 @@ func (s *Server) register(params json.RawMessage) (*channel, error) {
 		return nil, err
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, exists := s.channels[p.Channel]; exists {
-		return nil, errorf(CodeChannelExists, "channel %q is already open: close it first or pick another name", quoteBounded(p.Channel))
-	}
-	if len(s.channels) >= s.cfg.MaxChannels {
-		return nil, errorf(CodeLimitReached, "%d channels are open, the limit (--max-channels): close unused channels first", len(s.channels))
-	}
-	t := s.topics[p.Topic]
-	if t == nil {
-		if source != SourceStore && s.cfg.Store != nil && s.cfg.Store.Has(p.Topic) {
-			return nil, errorf(CodeSourceConflict, "topic %q holds data in the embedded store, so its source is \"store\", not %q", quoteBounded(p.Topic), source)
-		}
-		t = &topic{name: p.Topic, source: source, channels: map[string]*channel{}}
-	} else if t.source != source {
-		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q: a topic has one source at a time, so open this channel with source %q too", quoteBounded(p.Topic), t.source, t.source)
-	}
-
-	ch := &channel{name: p.Channel, topic: t, source: source}
-	cfg.Topic, cfg.Channel = p.Topic, p.Channel
-	cfg.Subscriber = subscription{s: s, ch: ch}
-	cfg.Applier = applier{s: s, ch: ch}
-	cfg.OnError = s.notifyError
-	switch source {
-	case SourceStore:
-		cfg.Provider = storeProvider{store: s.cfg.Store, topic: p.Topic}
-	case SourceHost:
-		if t.shared == nil {
-			t.shared = engine.NewSharedProvider(hostProvider{s: s, topic: p.Topic}, cfg.CallTimeout)
-		}
-		cfg.Provider = t.shared
-	case SourceChannel:
-		cfg.Provider = channelProvider{s: s, topic: p.Topic, channel: p.Channel}
-	}
-	eng, err := engine.NewChannel(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ch.engine = eng
-	t.channels[ch.name] = ch
-	s.topics[t.name] = t
-	s.channels[ch.name] = ch
-	return ch, nil
+	return s.add(p, source, cfg)
 }
 
 func (s *Server) engineConfig(p openParams) (engine.Config, error) {
@@ -296,34 +252,6 @@ func (s *Server) engineConfig(p openParams) (engine.Config, error) {
 	return cfg, nil
 }
 
-// unregister removes a stopped channel; the last channel of a topic takes the topic with it.
-func (s *Server) unregister(ch *channel) {
-	if shared := s.detach(ch); shared != nil {
-		shared.Close()
-	}
-}
-
-// detach removes a channel from the routing tables and returns the shared provider to
-// close once the channel's engine has stopped, if it was the topic's last channel.
-func (s *Server) detach(ch *channel) *engine.SharedProvider {
-	s.mu.Lock()
-	var closeShared *engine.SharedProvider
-	if s.channels[ch.name] == ch {
-		delete(s.channels, ch.name)
-	}
-	t := ch.topic
-	delete(t.channels, ch.name)
-	if ch.sink != nil {
-		t.sinks = withoutSink(t.sinks, ch.sink)
-	}
-	if len(t.channels) == 0 && s.topics[t.name] == t {
-		delete(s.topics, t.name)
-		closeShared = t.shared
-	}
-	s.mu.Unlock()
-	return closeShared
-}
-
 // channel.close
 
 type channelParams struct {
@@ -343,9 +271,7 @@ func (s *Server) lookup(params json.RawMessage) (*channel, error) {
 	if err := requireChannel(p.Channel); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	ch := s.channels[p.Channel]
-	s.mu.Unlock()
+	ch := s.channel(p.Channel)
 	if ch == nil {
 		return nil, errorf(CodeUnknownChannel, "channel %q is not open: open it with channel.open first", quoteBounded(p.Channel))
 	}
@@ -419,13 +345,7 @@ type listResult struct {
 }
 
 func (s *Server) list() listResult {
-	s.mu.Lock()
-	channels := make([]*channel, 0, len(s.channels))
-	for _, ch := range s.channels {
-		channels = append(channels, ch)
-	}
-	s.mu.Unlock()
-	sort.Slice(channels, func(i, j int) bool { return channels[i].name < channels[j].name })
+	channels := s.openChannels()
 	out := listResult{Channels: make([]channelStatus, 0, len(channels))}
 	for _, ch := range channels {
 		out.Channels = append(out.Channels, statusOf(ch))
@@ -480,34 +400,10 @@ func (s *Server) invalidate(params json.RawMessage) (int, error) {
 	if p.Channel != nil && *p.Channel == "" {
 		return 0, invalidParams("channel: is empty: leave it out to reach every channel of the topic, or name one channel")
 	}
-	s.mu.Lock()
-	var sinks []engine.Sink
-	if p.Channel != nil {
-		channel := *p.Channel
-		ch := s.channels[channel]
-		switch {
-		case ch == nil:
-			s.mu.Unlock()
-			return 0, errorf(CodeUnknownChannel, "invalidate for channel %q, which is not open", quoteBounded(channel))
-		case ch.topic.name != event.Topic:
-			s.mu.Unlock()
-			return 0, invalidParams("topic: channel %q syncs topic %q, not %q", quoteBounded(channel), quoteBounded(ch.topic.name), quoteBounded(event.Topic))
-		}
-		if ch.sink != nil {
-			sinks = append(sinks, ch.sink)
-		}
-	} else {
-		t := s.topics[event.Topic]
-		storeTopic := (t != nil && t.source == SourceStore) || (t == nil && s.cfg.Store != nil && s.cfg.Store.Has(event.Topic))
-		if storeTopic {
-			s.mu.Unlock()
-			return 0, errorf(CodeSourceConflict, "topic %q is served by the embedded store, which invalidates its channels itself: write with state.set instead", quoteBounded(event.Topic))
-		}
-		if t != nil {
-			sinks = t.sinks // replaced, never changed in place: safe to use after unlocking
-		}
+	sinks, err := s.route(event.Topic, p.Channel)
+	if err != nil {
+		return 0, err
 	}
-	s.mu.Unlock()
 	for _, sink := range sinks {
 		sink.Invalidate(event)
 	}
@@ -536,7 +432,25 @@ type setResult struct {
 	Revision engine.Revision `json:"revision"`
 }
 
-func (s *Server) stateSet(params json.RawMessage) (any, error) {
+// handleSet decides the write on the read goroutine, so that revisions follow the order
+// of the requests on the wire, and waits for it to be durable (a file rewrite and fsync)
+// on the bounded group, holding no lock: other messages are not held up meanwhile. When
+// the group is full it waits here, slowing the reader down rather than refusing a write
+// whose revision is already taken.
+func (s *Server) handleSet(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
+	finish, err := s.beginSet(params)
+	if err != nil {
+		s.reply(ctx, req, nil, err)
+		return
+	}
+	if !s.ops.TryGo(func() error { s.answer(ctx, req, finish); return nil }) {
+		s.answer(ctx, req, finish)
+	}
+}
+
+// beginSet checks a state.set and begins the write; finish waits for it to be durable,
+// then invalidates the topic's channels.
+func (s *Server) beginSet(params json.RawMessage) (finish func(context.Context) (any, error), err error) {
 	if s.cfg.Store == nil {
 		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
 	}
@@ -561,33 +475,26 @@ func (s *Server) stateSet(params json.RawMessage) (any, error) {
 		}
 		expected = &rev
 	}
-
-	// The source check and the write happen under s.mu, so a channel.open with another
-	// source cannot slip in between.
-	s.mu.Lock()
-	if t := s.topics[p.Topic]; t != nil && t.source != SourceStore {
-		s.mu.Unlock()
+	// No channel.open can slip in between the source check and Begin: both run on the
+	// read goroutine, and the topic's source is decided only there (in add).
+	if t := s.openTopic(p.Topic); t != nil && t.source != SourceStore {
 		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q, so the host owns its state: state.set works only on store topics", quoteBounded(p.Topic), t.source)
 	}
-	rev, err := s.cfg.Store.Set(p.Topic, p.Data, expected)
+	wait, err := s.cfg.Store.Begin(p.Topic, p.Data, expected)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
-	var sinks []engine.Sink
-	if t := s.topics[p.Topic]; t != nil {
-		for _, ch := range t.channels {
-			if ch.sink != nil {
-				sinks = append(sinks, ch.sink)
-			}
+	return func(context.Context) (any, error) {
+		rev, err := wait()
+		if err != nil {
+			return nil, err
 		}
-	}
-	s.mu.Unlock()
-	event := engine.InvalidationEvent{Topic: p.Topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: p.SourceID}
-	for _, sink := range sinks {
-		sink.Invalidate(event)
-	}
-	return setResult{Topic: p.Topic, Revision: rev}, nil
+		event := engine.InvalidationEvent{Topic: p.Topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: p.SourceID}
+		for _, sink := range s.topicSinks(p.Topic) {
+			sink.Invalidate(event)
+		}
+		return setResult{Topic: p.Topic, Revision: rev}, nil
+	}, nil
 }
 
 type getParams struct {
@@ -617,119 +524,4 @@ func (s *Server) stateGet(params json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return getResult{Topic: p.Topic, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}, nil
-}
-
-// The engine's plug-ins: subscription, providers and applier.
-
-// subscription routes a topic's events to a channel's engine from the moment Subscribe
-// returns until unsubscribe.
-type subscription struct {
-	s  *Server
-	ch *channel
-}
-
-func (sub subscription) Subscribe(_ context.Context, sink engine.Sink) (func(), error) {
-	sub.s.mu.Lock()
-	sub.ch.sink = sink
-	t := sub.ch.topic
-	if t.channels[sub.ch.name] == sub.ch { // not closed meanwhile
-		t.sinks = append(t.sinks[:len(t.sinks):len(t.sinks)], sink) // a new slice
-	}
-	sub.s.mu.Unlock()
-	return func() {
-		sub.s.mu.Lock()
-		if sub.ch.sink != nil {
-			t.sinks = withoutSink(t.sinks, sub.ch.sink)
-		}
-		sub.ch.sink = nil
-		sub.s.mu.Unlock()
-	}, nil
-}
-
-type snapshotParams struct {
-	Topic   string `json:"topic"`
-	Channel string `json:"channel,omitempty"`
-}
-
-// decodeSnapshot reads a getSnapshot result, keeping data raw. A malformed answer is a
-// protocol error naming the field.
-func decodeSnapshot(raw json.RawMessage) (engine.Snapshot, error) {
-	var r struct {
-		Revision json.RawMessage `json:"revision"`
-		Epoch    json.RawMessage `json:"epoch"`
-		Data     json.RawMessage `json:"data"`
-	}
-	if len(raw) == 0 || raw[0] != '{' {
-		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: errors.New("want an object {revision, data}")}
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: err}
-	}
-	var rev, epoch string
-	if len(r.Revision) == 0 || r.Revision[0] != '"' || json.Unmarshal(r.Revision, &rev) != nil {
-		return engine.Snapshot{}, &engine.FieldError{Field: "revision", Err: fmt.Errorf("want a canonical revision string such as \"42\", got %s", quoteBounded(string(r.Revision)))}
-	}
-	if len(r.Epoch) > 0 && string(r.Epoch) != "null" {
-		if r.Epoch[0] != '"' || json.Unmarshal(r.Epoch, &epoch) != nil {
-			return engine.Snapshot{}, &engine.FieldError{Field: "epoch", Err: errors.New("want a string")}
-		}
-	}
-	if len(r.Data) == 0 {
-		return engine.Snapshot{}, &engine.FieldError{Field: "data", Err: errors.New("is missing: send the state (null is a valid state)")}
-	}
-	return engine.Snapshot{Revision: engine.Revision(rev), Epoch: epoch, Data: r.Data}, nil
-}
-
-type hostProvider struct {
-	s     *Server
-	topic string
-}
-
-func (p hostProvider) GetSnapshot(ctx context.Context, _ engine.SnapshotRequest) (engine.Snapshot, error) {
-	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic})
-	if err != nil {
-		return engine.Snapshot{}, err
-	}
-	return decodeSnapshot(raw)
-}
-
-type channelProvider struct {
-	s       *Server
-	topic   string
-	channel string
-}
-
-func (p channelProvider) GetSnapshot(ctx context.Context, _ engine.SnapshotRequest) (engine.Snapshot, error) {
-	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic, Channel: p.channel})
-	if err != nil {
-		return engine.Snapshot{}, err
-	}
-	return decodeSnapshot(raw)
-}
-
-type storeProvider struct {
-	store Store
-	topic string
-}
-
-func (p storeProvider) GetSnapshot(context.Context, engine.SnapshotRequest) (engine.Snapshot, error) {
-	return p.store.Get(p.topic)
-}
-
-type applyParams struct {
-	Channel  string          `json:"channel"`
-	Topic    string          `json:"topic"`
-	Revision engine.Revision `json:"revision"`
-	Epoch    string          `json:"epoch,omitempty"`
-	Data     json.RawMessage `json:"data"`
-}
-
-type applier struct {
-	s  *Server
-	ch *channel
-}
-
-func (a applier) Apply(ctx context.Context, snapshot engine.Snapshot) error {
-	_, err := a.s.call(ctx, "apply", applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data})
-	return err
 }

@@ -5,14 +5,10 @@ package rpc
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -45,11 +41,13 @@ func ParseSource(s string) (Source, error) {
 // Store is the embedded source of truth, as the server uses it.
 type Store interface {
 	// Get returns the topic's snapshot; an empty Snapshot (revision "0", no data) when
-	// the topic was never set.
+	// the topic was never set. It holds every write begun before the call that did not
+	// fail (it may wait for them to be durable).
 	Get(topic string) (engine.Snapshot, error)
-	// Set writes data and returns the new revision. expected, when not nil, makes it a
-	// compare-and-set.
-	Set(topic string, data json.RawMessage, expected *engine.Revision) (engine.Revision, error)
+	// Begin decides a write at once, without I/O: the checks, the compare-and-set
+	// (expected, when not nil) and the revision, in call order. wait blocks until the
+	// write is durable and returns its revision; Get sees the write only then.
+	Begin(topic string, data json.RawMessage, expected *engine.Revision) (wait func() (engine.Revision, error), err error)
 	// Has reports whether the topic holds data.
 	Has(topic string) bool
 	// Epoch names this life of the store's revisions.
@@ -105,48 +103,13 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	stream *stream
-	conn   *jsonrpc2.Conn // set by Serve before the stream starts reading
-	ops    errgroup.Group // handlers that wait on the host; bounded by MaxInFlight
-	callID atomic.Uint64
+	conn *conn          // set by Serve before its read loop starts
+	ops  errgroup.Group // handlers that wait on the host or the store; bounded by MaxInFlight
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a shutdown request has stopped every engine
 
-	mu           sync.Mutex
-	topics       map[string]*topic
-	channels     map[string]*channel
-	shuttingDown bool
-}
-
-type topic struct {
-	name     string
-	source   Source
-	channels map[string]*channel
-	shared   *engine.SharedProvider // source host only
-	// sinks are the subscribed sinks of channels, what an invalidate of the topic reaches.
-	// Guarded by Server.mu and replaced, never changed in place, so that a reader can use
-	// it after unlocking: routing an event costs no allocation and no map walk.
-	sinks []engine.Sink
-}
-
-// withoutSink returns sinks without sink, as a new slice.
-func withoutSink(sinks []engine.Sink, sink engine.Sink) []engine.Sink {
-	out := make([]engine.Sink, 0, len(sinks))
-	for _, s := range sinks {
-		if s != sink {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-type channel struct {
-	name   string
-	topic  *topic
-	source Source
-	engine *engine.Channel
-	sink   engine.Sink // set while subscribed; guarded by Server.mu
+	registry // topics and channels, and the only state Server.mu guards
 }
 
 // NewServer returns a server; Serve runs it.
@@ -156,46 +119,59 @@ func NewServer(cfg Config) *Server {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		shutdown: make(chan struct{}),
-		topics:   map[string]*topic{},
-		channels: map[string]*channel{},
+		registry: registry{topics: map[string]*topic{}, channels: map[string]*channel{}},
 	}
 	s.ops.SetLimit(cfg.MaxInFlight)
 	return s
 }
 
 // Serve speaks the protocol on r and w until r ends (the host is gone), a shutdown
-// request, or ctx ends (a signal). Before it returns every engine is stopped and every
-// goroutine it started has exited. A Server serves once.
+// request, ctx ends (a signal), or w breaks. It starts every goroutine it uses and
+// returns only once each has exited and every engine is stopped; nothing reads r after
+// it returns (see openInput: to end a read in progress it closes r when r is an
+// io.Closer other than an *os.File). It returns nil for the end of the input, a shutdown
+// and ctx's end; else the read or write failure that ended the connection (a write
+// failing with EPIPE means the host stopped reading: it is gone). A Server serves once.
 func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	var trace *tracer
 	if s.cfg.Trace != nil {
 		trace = &tracer{w: s.cfg.Trace}
 	}
-	s.stream = newStream(s.cfg.Framing, r, w, s.cfg.MaxMessageBytes, trace)
-	connLog := log.New(slogWriter{s.log}, "", 0)
-	// Handlers get connCtx, which ends when the connection does (as jsonrpc2's own context
-	// would): the stream hands requests straight to Handle, not through jsonrpc2.
+	in := openInput(r)
+	c := newConn(s.cfg.Framing, in, w, s.cfg.MaxMessageBytes, trace)
+	c.callTimeout, c.log = s.cfg.CallTimeout, s.log
+	s.conn = c
+	// Handlers get connCtx, which ends when the connection does.
 	connCtx, cancelConn := context.WithCancel(ctx)
 	defer cancelConn()
-	conn := jsonrpc2.NewConn(connCtx, s.stream, noIncoming{}, jsonrpc2.SetLogger(connLog))
-	s.conn = conn
-	s.stream.start(func(req *jsonrpc2.Request, params json.RawMessage) { s.handle(connCtx, req, params) })
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		c.readLoop(func(req *jsonrpc2.Request, params json.RawMessage) { s.handle(connCtx, req, params) })
+	})
 
 	reason := "signal"
 	select {
-	case <-conn.DisconnectNotify():
+	case <-c.done:
 		reason = "stdin closed"
-		cancelConn()
+		if c.err != nil {
+			reason = c.err.Error()
+		}
 	case <-s.shutdown:
 		reason = "shutdown request"
 	case <-ctx.Done():
 	}
 	s.log.Info("stopping", "reason", reason)
-	s.stopAll()
-	_ = conn.Close()
+	// No frame is dispatched from here on, and the read in progress returns: the read
+	// loop may still be finishing a dispatch, which stopAll and cancelConn unblock.
+	c.stopDispatch()
+	c.end(nil)
+	in.interrupt()
 	cancelConn()
-	_ = s.ops.Wait()
-	return nil
+	s.stopAll()
+	reader.Wait()
+	_ = s.ops.Wait() // after the reader: nothing adds to the group any more
+	in.release()
+	return c.err
 }
 
 // stopAll marks the server as shutting down and stops every engine, in parallel.
@@ -230,13 +206,7 @@ func (s *Server) stopAll() {
 	}
 }
 
-// noIncoming is the jsonrpc2.Handler of a connection whose stream dispatches every
-// request itself (see stream): jsonrpc2 never reads a message, it only writes replies.
-type noIncoming struct{}
-
-func (noIncoming) Handle(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) {}
-
-// handle runs on the stream's read goroutine, so it answers quick methods at once and
+// handle runs on the read loop's goroutine, so it answers quick methods at once and
 // hands methods that wait on the host to a bounded group of goroutines: a slow host
 // answer never blocks other channels.
 func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
@@ -267,23 +237,25 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	case "invalidate":
 		s.handleInvalidate(ctx, req, params)
 	case "state.set":
-		respond(s.stateSet(params))
+		s.handleSet(ctx, req, params)
 	case "state.get":
-		respond(s.stateGet(params))
+		// Off the read goroutine: the store may wait for writes begun before it to be
+		// durable. When the group is full it runs here.
+		get := func(context.Context) (any, error) { return s.stateGet(params) }
+		if !s.ops.TryGo(func() error { s.answer(ctx, req, get); return nil }) {
+			s.answer(ctx, req, get)
+		}
 	case "shutdown":
 		s.async(ctx, req, func(context.Context) (any, error) {
 			s.stopAll()
+			// Before the answer: a frame the host writes once it has read the answer is
+			// never dispatched.
+			s.conn.stopDispatch()
 			return struct{}{}, nil
 		}, func() { s.shutdownOnce.Do(func() { close(s.shutdown) }) })
 	default:
 		s.reply(ctx, req, nil, errorf(jsonrpc2.CodeMethodNotFound, "method %q not found: see docs/protocol.md for the methods of protocol version 1", quoteBounded(req.Method)))
 	}
-}
-
-func (s *Server) isShuttingDown() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shuttingDown
 }
 
 // async runs fn on the bounded group and answers with its result; after runs once the
@@ -316,88 +288,18 @@ func (s *Server) answer(ctx context.Context, req *jsonrpc2.Request, fn func(cont
 }
 
 // reply answers a request; a notification gets no answer, but its error is logged.
-func (s *Server) reply(ctx context.Context, req *jsonrpc2.Request, result any, err error) {
-	if req.Notif {
-		if err != nil {
-			s.log.Warn("notification failed", "method", req.Method, "err", err)
-		}
-		return
-	}
-	if err != nil {
-		if sendErr := s.conn.ReplyWithError(ctx, req.ID, toWire(err)); sendErr != nil {
-			s.log.Debug("reply not sent", "method", req.Method, "err", sendErr)
-		}
-		return
-	}
-	if sendErr := s.conn.Reply(ctx, req.ID, result); sendErr != nil {
-		s.log.Debug("reply not sent", "method", req.Method, "err", sendErr)
-	}
+func (s *Server) reply(_ context.Context, req *jsonrpc2.Request, result any, err error) {
+	s.conn.reply(req, result, err)
 }
 
-// call sends a request to the host and returns its raw result. Calls bypass jsonrpc2:
-// the stream encodes them (writeCall) and hands their answers back (expect), so neither
-// params nor results are ever re-encoded or decoded; a host error answer keeps its code
-// and data.
+// call sends a request to the host and returns its raw result.
 func (s *Server) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
-	id := s.callID.Add(1)
-	key := strconv.FormatUint(id, 10)
-	answer := s.stream.expect(key)
-	select {
-	case <-s.stream.gone:
-		s.stream.forget(key)
-		return nil, fmt.Errorf("%s: %w", method, jsonrpc2.ErrClosed)
-	default:
-	}
-	if err := s.stream.writeCall(key, method, params); err != nil {
-		s.stream.forget(key)
-		return nil, fmt.Errorf("sending %s to the host: %w", method, err)
-	}
-	var (
-		a   callAnswer
-		err error
-	)
-	select {
-	case a = <-answer:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-s.stream.gone:
-		err = jsonrpc2.ErrClosed
-	}
-	if err != nil {
-		s.stream.forget(key)
-		select {
-		case a = <-answer: // the answer came in at the same moment: take it
-			err = nil
-		default:
-		}
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("the host did not answer %s within the call timeout (%s): %w", method, s.cfg.CallTimeout, err)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", method, err)
-	}
-	if wireErr := a.err; wireErr != nil {
-		hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, wireErr.Message)}
-		if wireErr.Data != nil {
-			hostErr.Data = *wireErr.Data
-		}
-		return nil, hostErr
-	}
-	return a.result, nil
+	return s.conn.call(ctx, method, params)
 }
 
 // notifyError sends an error notification with the full context.
 func (s *Server) notifyError(serr *engine.SyncError) {
-	if err := s.conn.Notify(context.Background(), "error", errorContext(serr)); err != nil {
+	if err := s.conn.notify("error", errorContext(serr)); err != nil {
 		s.log.Debug("error notification not sent", "err", err)
 	}
-}
-
-// slogWriter routes jsonrpc2's own log lines to the sidecar's logger.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.log.Debug("jsonrpc2", "msg", string(p))
-	return len(p), nil
 }

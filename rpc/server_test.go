@@ -56,8 +56,8 @@ func pipeServer(t *testing.T, cfg Config) (send func(string), recv func() map[st
 type panickyStore struct{}
 
 func (panickyStore) Get(string) (engine.Snapshot, error) { panic("boom in Get") }
-func (panickyStore) Set(string, json.RawMessage, *engine.Revision) (engine.Revision, error) {
-	panic("boom in Set")
+func (panickyStore) Begin(string, json.RawMessage, *engine.Revision) (func() (engine.Revision, error), error) {
+	panic("boom in Begin")
 }
 func (panickyStore) Has(string) bool { return false }
 func (panickyStore) Epoch() string   { return "e" }
@@ -92,4 +92,55 @@ func TestErrorCodesSurviveWrapping(t *testing.T) {
 	require.EqualValues(t, -32602, toWire(&engine.FieldError{Field: "topic", Err: io.EOF}).Code)
 	require.EqualValues(t, CodeStoreWriteFailed, toWire(fmt.Errorf("set: %w", &store.WriteError{Topic: "t", Err: io.ErrShortWrite})).Code)
 	require.EqualValues(t, CodeRevisionConflict, toWire(&store.ConflictError{Topic: "t", Expected: "1", Current: "2"}).Code)
+}
+
+// gateStore holds every write's durable step until its gate opens, as a file store whose
+// disk is slow would.
+type gateStore struct {
+	*store.Store
+	began chan struct{} // one receive per write begun
+	gate  chan struct{} // closed: writes complete
+}
+
+func (g gateStore) Begin(topic string, data json.RawMessage, expected *engine.Revision) (func() (engine.Revision, error), error) {
+	wait, err := g.Store.Begin(topic, data, expected)
+	if err != nil {
+		return nil, err
+	}
+	g.began <- struct{}{}
+	return func() (engine.Revision, error) {
+		<-g.gate
+		return wait()
+	}, nil
+}
+
+func TestASlowStoreWriteHoldsUpNoOtherMessage(t *testing.T) {
+	st := gateStore{Store: store.NewMemory(1 << 10), began: make(chan struct{}, 4), gate: make(chan struct{})}
+	send, recv := pipeServer(t, Config{Store: st})
+	send(`{"jsonrpc":"2.0","id":"open","method":"channel.open","params":{"channel":"w","topic":"other"}}`)
+	require.Equal(t, "open", recv()["id"])
+	send(`{"jsonrpc":"2.0","id":"set","method":"state.set","params":{"topic":"t","data":{"v":1}}}`)
+	<-st.began
+	// While the write waits for its disk: the sidecar reads and answers other requests.
+	send(`{"jsonrpc":"2.0","id":"list","method":"channel.list"}`)
+	answered := make(chan map[string]any, 1)
+	go func() { answered <- recv() }()
+	select {
+	case msg := <-answered:
+		require.Equal(t, "list", msg["id"], "got %v: want channel.list answered while state.set is stalled", msg)
+	case <-time.After(serveBound):
+		close(st.gate) // let the server stop
+		t.Fatalf("channel.list not answered within %v while a state.set waits for its disk", serveBound)
+	}
+	send(`{"jsonrpc":"2.0","id":"set2","method":"state.set","params":{"topic":"t","data":{"v":2}}}`)
+	<-st.began // decided behind the first one, in wire order
+	close(st.gate)
+	revisions := map[any]any{}
+	for range 2 {
+		msg := recv()
+		result, _ := msg["result"].(map[string]any)
+		require.NotNil(t, result, "got %v", msg)
+		revisions[msg["id"]] = result["revision"]
+	}
+	require.Equal(t, map[any]any{"set": "1", "set2": "2"}, revisions)
 }

@@ -5,15 +5,13 @@ import (
 	"encoding/json"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/state-sync/state-sync/internal/jsonscan"
 )
 
 // writeCall sends a request to the host with id (digits) and params. An apply is encoded
 // by hand and its data written as it is: the bytes the host (or state.set) sent, already
 // checked when they came in, neither decoded nor copied on the way out, however many
 // channels receive them. Anything else goes through json.Marshal.
-func (s *stream) writeCall(id, method string, params any) error {
+func (c *conn) writeCall(id, method string, params any) error {
 	head := make([]byte, 0, 160)
 	head = append(head, `{"jsonrpc":"2.0","id":`...)
 	head = append(head, id...)
@@ -22,14 +20,14 @@ func (s *stream) writeCall(id, method string, params any) error {
 	head = append(head, `,"params":`...)
 	if p, ok := params.(applyParams); ok {
 		head = appendApplyHead(head, p)
-		return s.writeFrame(head, s.lineSafe(p.Data), []byte("}}"))
+		return c.write(head, c.lineSafe(p.Data), []byte("}}"))
 	}
 	b, err := json.Marshal(params)
 	if err != nil {
 		return err
 	}
 	head = append(head, b...)
-	return s.writeFrame(append(head, '}'))
+	return c.write(append(head, '}'))
 }
 
 // appendApplyHead appends apply's params up to and including `"data":`, members in the
@@ -79,12 +77,12 @@ var jsonNullBytes = []byte("null")
 // LSP framing, or with a CR inside an NDJSON line, or from a hand-edited store file),
 // which a line-based reader (Node's readline splits on a lone CR too) would take for the
 // end of the message; such data is compacted. Empty data is null.
-func (s *stream) lineSafe(data json.RawMessage) []byte {
+func (c *conn) lineSafe(data json.RawMessage) []byte {
 	if len(data) == 0 {
 		return jsonNullBytes
 	}
 	ptr := unsafe.SliceData(data)
-	if last := s.plain.Load(); last != nil && last.ptr == ptr && last.n == len(data) {
+	if last := c.plain.Load(); last != nil && last.ptr == ptr && last.n == len(data) {
 		return last.out
 	}
 	out := []byte(data)
@@ -94,71 +92,11 @@ func (s *stream) lineSafe(data json.RawMessage) []byte {
 		if err := json.Compact(&buf, data); err == nil {
 			out = buf.Bytes()
 		} else {
-			// Not JSON: impossible for data that came through the stream or the store;
+			// Not JSON: impossible for data that came through the read loop or the store;
 			// keep the message on one line anyway.
 			out = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r"), []byte(" ")), []byte("\n"), []byte(" "))
 		}
 	}
-	s.plain.Store(&plainData{ptr: ptr, n: len(data), out: out})
+	c.plain.Store(&plainData{ptr: ptr, n: len(data), out: out})
 	return out
-}
-
-// splitEnvelope is the fast way to read a message's members raw: one validating pass
-// (json.Valid) and one pass that finds where each member's value starts and ends, the
-// values sliced out of the frame, never copied. It reports false, leaving the work to
-// json.Unmarshal and its error messages, for anything off the common path: invalid JSON,
-// not an object, a member name that is not exactly one of the envelope's (encoding/json
-// would match "Method" too), an escaped or repeated name.
-func splitEnvelope(b []byte, env *envelope) bool {
-	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
-		return false
-	}
-	var seen [6]bool
-	i := 1
-	for {
-		i = jsonscan.SkipSpace(b, i)
-		if b[i] == '}' {
-			return true
-		}
-		// A member name: valid JSON, so a string.
-		end := i + 1
-		for end < len(b) && b[end] != '"' && b[end] != '\\' {
-			end++
-		}
-		if b[end] != '"' {
-			return false // an escape in the name
-		}
-		name := b[i+1 : end]
-		i = jsonscan.SkipSpace(b, end+1) + 1 // past ':'
-		i = jsonscan.SkipSpace(b, i)
-		valueEnd := jsonscan.SkipValue(b, i)
-		value := json.RawMessage(b[i:valueEnd])
-		var slot *json.RawMessage
-		var k int
-		switch string(name) {
-		case "jsonrpc":
-			slot, k = &env.JSONRPC, 0
-		case "id":
-			slot, k = &env.ID, 1
-		case "method":
-			slot, k = &env.Method, 2
-		case "params":
-			slot, k = &env.Params, 3
-		case "result":
-			slot, k = &env.Result, 4
-		case "error":
-			slot, k = &env.Error, 5
-		default:
-			return false
-		}
-		if seen[k] {
-			return false
-		}
-		seen[k] = true
-		*slot = value
-		i = jsonscan.SkipSpace(b, valueEnd)
-		if b[i] == ',' {
-			i++
-		}
-	}
 }

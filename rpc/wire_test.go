@@ -32,7 +32,7 @@ func TestApplyEncodingMatchesJSONMarshal(t *testing.T) {
 		want, err := json.Marshal(p)
 		require.NoError(t, err)
 		var out bytes.Buffer
-		s := newStream(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+		s := newConn(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
 		require.NoError(t, s.writeCall("7", "apply", p))
 		var msg struct {
 			JSONRPC string          `json:"jsonrpc"`
@@ -52,7 +52,7 @@ func TestApplyEncodingMatchesJSONMarshal(t *testing.T) {
 func TestApplyEncodingEscapesNames(t *testing.T) {
 	p := applyParams{Channel: "w\"1\\\n<é>\u2028", Topic: "t", Revision: "3", Data: json.RawMessage(`1`)}
 	var out bytes.Buffer
-	s := newStream(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+	s := newConn(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
 	require.NoError(t, s.writeCall("1", "apply", p))
 	var msg struct {
 		Params applyParams `json:"params"`
@@ -73,7 +73,7 @@ func TestApplyDataStaysOnOneLine(t *testing.T) {
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			s := newStream(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+			s := newConn(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
 			p := applyParams{Channel: "c", Topic: "t", Revision: "1", Data: json.RawMessage(data)}
 			require.NoError(t, s.writeCall("1", "apply", p))
 			require.NoError(t, s.writeCall("2", "apply", p)) // the second from lineSafe's memory

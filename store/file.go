@@ -29,8 +29,9 @@ type fileDoc struct {
 	Topics  map[string]entry `json:"topics"`
 }
 
-// fileBackend rewrites the whole file on every write: temp file in the same folder,
-// fsync, rename over the old one, fsync the folder. A crash at any point leaves either
+// fileBackend rewrites the whole file on every commit (one write, or every write queued
+// behind the one in progress: see Store.commit): temp file in the same folder, fsync,
+// rename over the old one, fsync the folder. A crash at any point leaves either
 // the old file or the new one, never a mix, so every acknowledged write survives.
 type fileBackend struct {
 	path string
@@ -182,17 +183,6 @@ func parseFile(raw []byte) (fileDoc, error) {
 		}
 	}
 	return doc, nil
-}
-
-// save writes the store with topic replaced by written; the in-memory map is untouched,
-// so a failed write changes nothing.
-func (b *fileBackend) save(epoch string, topics map[string]entry, topic string, written entry) error {
-	next := make(map[string]entry, len(topics)+1)
-	for k, v := range topics {
-		next[k] = v
-	}
-	next[topic] = written
-	return b.write(fileDoc{Format: fileFormat, Version: fileVersion, Epoch: epoch, Topics: next})
 }
 
 func (b *fileBackend) write(doc fileDoc) error {

@@ -175,7 +175,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			logger.Warn("engines did not stop in time: writes to stdout are blocked (the host is not reading); exiting anyway", "grace", stopGrace)
 		}
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.EPIPE):
+		// The host closed its end of our stdout: it is gone, as on stdin EOF (a host
+		// killed mid-stream breaks both; whichever we notice first, it is a goodbye).
+		logger.Info("host stopped reading", "err", err)
+	case err != nil:
 		logger.Error("serve", "err", err)
 		return 1
 	}

@@ -1,0 +1,329 @@
+package rpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// conn is the sidecar's one connection to the host. It owns the read loop (every frame
+// read, checked and handed on, in arrival order, on the one goroutine Serve starts and
+// joins), the table of our calls to the host waiting for their answers, and the writer.
+// It uses jsonrpc2's wire types (Request, Response, Error, ID) and codes, never its
+// Conn: see docs/design-rpc.md for why.
+//
+// Beyond framing, the read loop does what a stock codec does not:
+//
+//   - a malformed frame is answered right here (-32700 or -32600, id null when unknown)
+//     and reading goes on;
+//   - a request is handed to the server with its params raw (only the envelope is
+//     parsed: jsonrpc2's decoder would round-trip params through map[string]any);
+//   - an answer to one of our calls (getSnapshot, apply) goes to the waiting caller with
+//     its result raw (see expect);
+//   - --trace copies every frame in and out to the trace writer.
+type conn struct {
+	in          *frameReader
+	out         *frameWriter
+	trace       *tracer
+	maxBytes    int
+	callTimeout time.Duration // for the message of a call that timed out
+	log         *slog.Logger
+	plain       atomic.Pointer[plainData] // the last data checked by lineSafe
+	callID      atomic.Uint64
+
+	// closing is set once no frame may be dispatched any more: by a shutdown request
+	// before its answer is written, and by Serve when it stops. The read loop reads it
+	// before each dispatch, so a frame the host writes after the shutdown answer is
+	// never dispatched.
+	closing atomic.Bool
+
+	mu    sync.Mutex
+	calls map[string]chan callAnswer // calls to the host waiting for their answer, by id; guarded by mu
+
+	// done is closed by end, once: the input ended, the output broke, or Serve stopped the
+	// connection. Calls still waiting for an answer fail at once.
+	done    chan struct{}
+	endOnce sync.Once
+	// err says why the connection ended: nil for the end of the input and for a stop,
+	// else the first read or write failure. Written once in end before done is closed;
+	// read only after done is closed.
+	err error
+}
+
+// callAnswer is the host's answer to one of our calls: a raw result, or its error.
+type callAnswer struct {
+	result json.RawMessage
+	err    *jsonrpc2.Error
+}
+
+func newConn(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *tracer) *conn {
+	c := &conn{
+		trace:    trace,
+		maxBytes: maxBytes,
+		log:      slog.New(slog.DiscardHandler),
+		calls:    map[string]chan callAnswer{},
+		done:     make(chan struct{}),
+	}
+	c.in = &frameReader{framing: framing, r: bufio.NewReaderSize(r, 64*1024), maxBytes: maxBytes,
+		report: func(code int64, message string) { c.writeError(nil, code, message) }}
+	c.out = &frameWriter{framing: framing, trace: trace, w: bufio.NewWriterSize(w, 64*1024)}
+	return c
+}
+
+// readLoop reads every frame until the input ends or the connection is stopped, hands
+// requests to dispatch and answers to their callers, and answers malformed frames.
+// dispatch runs on this goroutine, so requests are taken in arrival order.
+func (c *conn) readLoop(dispatch func(req *jsonrpc2.Request, params json.RawMessage)) {
+	for !c.closing.Load() {
+		frame, err := c.in.readFrame()
+		if errors.Is(err, errTooLarge) {
+			c.writeError(nil, jsonrpc2.CodeInvalidRequest, fmt.Sprintf("message larger than the limit of %d bytes (--max-message-bytes): it was skipped", c.maxBytes))
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = nil // the host closed our input, or died mid-frame: it is gone
+			} else {
+				err = fmt.Errorf("reading from the host: %w", err)
+			}
+			c.end(err)
+			return
+		}
+		c.trace.frame("<-", frame)
+		if c.closing.Load() {
+			return
+		}
+		if req, params, ok := c.admit(frame); ok {
+			dispatch(req, params)
+		}
+	}
+}
+
+// stopDispatch makes the read loop drop every frame it reads from now on.
+func (c *conn) stopDispatch() { c.closing.Store(true) }
+
+// end marks the connection as ended, for reason (nil: an orderly end). The first call
+// wins: a write that fails after the input ended does not turn a goodbye into a failure.
+func (c *conn) end(reason error) {
+	c.endOnce.Do(func() {
+		c.err = reason
+		close(c.done)
+	})
+}
+
+// admit checks a frame and returns the request it carries with its raw params; it hands
+// an answer to one of our calls to its caller, and answers a malformed frame with an
+// error. It returns false for anything but a request.
+func (c *conn) admit(frame []byte) (*jsonrpc2.Request, json.RawMessage, bool) {
+	trimmed := bytes.TrimSpace(frame)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		if !json.Valid(trimmed) {
+			c.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+syntaxError(trimmed))
+			return nil, nil, false
+		}
+		c.writeError(nil, jsonrpc2.CodeInvalidRequest, "batches are not supported: send one message per line")
+		return nil, nil, false
+	}
+	var env envelope
+	if splitEnvelope(trimmed, &env) {
+		// the common path; anything else goes through json.Unmarshal and its messages
+	} else if err := json.Unmarshal(trimmed, &env); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			c.writeError(nil, jsonrpc2.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object")
+		} else {
+			c.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+syntaxError(trimmed))
+		}
+		return nil, nil, false
+	}
+	id, idOK := canonicalID(env.ID)
+	if string(env.JSONRPC) != `"2.0"` {
+		c.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
+		return nil, nil, false
+	}
+	isRequest := len(env.Method) > 0
+	isResponse := len(env.Result) > 0 || len(env.Error) > 0
+	switch {
+	case isRequest && !isResponse:
+		var method string
+		if json.Unmarshal(env.Method, &method) != nil || method == "" {
+			c.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "method" must be a non-empty string`)
+			return nil, nil, false
+		}
+		if len(env.ID) > 0 && !idOK {
+			c.writeError(nil, jsonrpc2.CodeInvalidRequest, `invalid request: "id" must be a string or a non-negative integer`)
+			return nil, nil, false
+		}
+		req := &jsonrpc2.Request{Method: method, Notif: len(env.ID) == 0}
+		if !req.Notif {
+			req.ID = requestID(id)
+		}
+		return req, env.Params, true
+	case isResponse && !isRequest && idOK:
+		c.deliver(string(id), env)
+		return nil, nil, false
+	case isResponse && !isRequest:
+		// A response we cannot match; there is nobody to answer.
+		return nil, nil, false
+	default:
+		c.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: a message needs "method" (a request) or "result"/"error" (a response)`)
+		return nil, nil, false
+	}
+}
+
+// call sends a request to the host and returns its raw result. Neither params nor
+// results are re-encoded or decoded on the way (see writeCall and deliver); a host
+// error answer keeps its code and data.
+func (c *conn) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+	key := strconv.FormatUint(c.callID.Add(1), 10)
+	answer := c.expect(key)
+	select {
+	case <-c.done:
+		c.forget(key)
+		return nil, fmt.Errorf("%s: %w", method, jsonrpc2.ErrClosed)
+	default:
+	}
+	if err := c.writeCall(key, method, params); err != nil {
+		c.forget(key)
+		return nil, fmt.Errorf("sending %s to the host: %w", method, err)
+	}
+	var (
+		a   callAnswer
+		err error
+	)
+	select {
+	case a = <-answer:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-c.done:
+		err = jsonrpc2.ErrClosed
+	}
+	if err != nil {
+		c.forget(key)
+		select {
+		case a = <-answer: // the answer came in at the same moment: take it
+			err = nil
+		default:
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("the host did not answer %s within the call timeout (%s): %w", method, c.callTimeout, err)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", method, err)
+	}
+	if wireErr := a.err; wireErr != nil {
+		hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, wireErr.Message)}
+		if wireErr.Data != nil {
+			hostErr.Data = *wireErr.Data
+		}
+		return nil, hostErr
+	}
+	return a.result, nil
+}
+
+// expect registers the id of a call we are about to send and returns where its answer
+// will arrive. The caller must forget the id if it stops waiting before the answer, so
+// that a host that never answers costs nothing beyond the calls in flight.
+func (c *conn) expect(id string) <-chan callAnswer {
+	answer := make(chan callAnswer, 1)
+	c.mu.Lock()
+	c.calls[id] = answer
+	c.mu.Unlock()
+	return answer
+}
+
+// forget unregisters a call whose caller gave up (timeout, channel closed, send failed);
+// a late answer to it is dropped.
+func (c *conn) forget(id string) {
+	c.mu.Lock()
+	delete(c.calls, id)
+	c.mu.Unlock()
+}
+
+// deliver hands the answer in env to the call waiting for id, if any.
+func (c *conn) deliver(id string, env envelope) {
+	c.mu.Lock()
+	answer := c.calls[id]
+	delete(c.calls, id)
+	c.mu.Unlock()
+	if answer == nil {
+		return // a late answer to a call given up on, or an id we never sent
+	}
+	if len(env.Error) == 0 {
+		answer <- callAnswer{result: env.Result}
+		return
+	}
+	var wireErr jsonrpc2.Error
+	if env.Error[0] != '{' || json.Unmarshal(env.Error, &wireErr) != nil {
+		wireErr = jsonrpc2.Error{Code: jsonrpc2.CodeInvalidRequest, Message: "malformed error answer (want {code, message, data?}): " + quoteBounded(string(env.Error))}
+	}
+	answer <- callAnswer{err: &wireErr}
+}
+
+// reply answers a request; a notification gets no answer, but its error is logged.
+func (c *conn) reply(req *jsonrpc2.Request, result any, err error) {
+	if req.Notif {
+		if err != nil {
+			c.log.Warn("notification failed", "method", req.Method, "err", err)
+		}
+		return
+	}
+	resp := &jsonrpc2.Response{ID: req.ID}
+	if err != nil {
+		resp.Error = toWire(err)
+	} else if setErr := resp.SetResult(result); setErr != nil {
+		resp.Error = toWire(setErr)
+	}
+	b, mErr := resp.MarshalJSON()
+	if mErr == nil {
+		mErr = c.write(b)
+	}
+	if mErr != nil {
+		c.log.Debug("reply not sent", "method", req.Method, "err", mErr)
+	}
+}
+
+// notify sends a notification to the host.
+func (c *conn) notify(method string, params any) error {
+	req := &jsonrpc2.Request{Method: method, Notif: true}
+	if err := req.SetParams(params); err != nil {
+		return err
+	}
+	b, err := req.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	return c.write(b)
+}
+
+// writeError answers a frame the read loop rejected. id nil writes "id": null.
+func (c *conn) writeError(id []byte, code int64, message string) {
+	if id == nil {
+		id = []byte("null")
+	}
+	msg, _ := json.Marshal(message)
+	b := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}`, id, code, msg)
+	_ = c.write(b) // a failed write has ended the connection already
+}
+
+// write writes one frame. A failed write ends the connection: a host that cannot read
+// us is gone, so the read loop stops too (Serve interrupts it).
+func (c *conn) write(parts ...[]byte) error {
+	err := c.out.writeFrame(parts...)
+	if err != nil {
+		c.end(fmt.Errorf("writing to the host: %w", err))
+	}
+	return err
+}

@@ -1,0 +1,133 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/state-sync/state-sync/internal/jsonscan"
+)
+
+// envelope is a JSON-RPC message with every member kept raw.
+type envelope struct {
+	JSONRPC json.RawMessage `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  json.RawMessage `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	Result  json.RawMessage `json:"result"`
+	Error   json.RawMessage `json:"error"`
+}
+
+// splitEnvelope is the fast way to read a message's members raw: one validating pass
+// (json.Valid) and one pass that finds where each member's value starts and ends, the
+// values sliced out of the frame, never copied. It reports false, leaving the work to
+// json.Unmarshal and its error messages, for anything off the common path: invalid JSON,
+// not an object, a member name that is not exactly one of the envelope's (encoding/json
+// would match "Method" too), an escaped or repeated name.
+func splitEnvelope(b []byte, env *envelope) bool {
+	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+		return false
+	}
+	var seen [6]bool
+	i := 1
+	for {
+		i = jsonscan.SkipSpace(b, i)
+		if b[i] == '}' {
+			return true
+		}
+		// A member name: valid JSON, so a string.
+		end := i + 1
+		for end < len(b) && b[end] != '"' && b[end] != '\\' {
+			end++
+		}
+		if b[end] != '"' {
+			return false // an escape in the name
+		}
+		name := b[i+1 : end]
+		i = jsonscan.SkipSpace(b, end+1) + 1 // past ':'
+		i = jsonscan.SkipSpace(b, i)
+		valueEnd := jsonscan.SkipValue(b, i)
+		value := json.RawMessage(b[i:valueEnd])
+		var slot *json.RawMessage
+		var k int
+		switch string(name) {
+		case "jsonrpc":
+			slot, k = &env.JSONRPC, 0
+		case "id":
+			slot, k = &env.ID, 1
+		case "method":
+			slot, k = &env.Method, 2
+		case "params":
+			slot, k = &env.Params, 3
+		case "result":
+			slot, k = &env.Result, 4
+		case "error":
+			slot, k = &env.Error, 5
+		default:
+			return false
+		}
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		*slot = value
+		i = jsonscan.SkipSpace(b, valueEnd)
+		if b[i] == ',' {
+			i++
+		}
+	}
+}
+
+// canonicalID returns the id as jsonrpc2 reads it back: a string or a non-negative
+// integer that fits in int64.
+func canonicalID(raw json.RawMessage) ([]byte, bool) {
+	if len(raw) == 0 {
+		return nil, false
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, false
+		}
+		b, _ := json.Marshal(s)
+		return b, true
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 0 {
+		return nil, false
+	}
+	return strconv.AppendInt(nil, n, 10), true
+}
+
+// requestID is a canonical id as jsonrpc2 would have read it.
+func requestID(id []byte) jsonrpc2.ID {
+	if id[0] == '"' {
+		var s string
+		_ = json.Unmarshal(id, &s)
+		return jsonrpc2.ID{Str: s, IsString: true}
+	}
+	n, _ := strconv.ParseUint(string(id), 10, 64)
+	return jsonrpc2.ID{Num: n}
+}
+
+func idOrNull(id []byte, ok bool) []byte {
+	if !ok {
+		return nil
+	}
+	return id
+}
+
+func syntaxError(frame []byte) string {
+	var v any
+	err := json.Unmarshal(frame, &v)
+	if err == nil {
+		return "not a JSON-RPC message"
+	}
+	hint := ""
+	if bytes.Count(frame, []byte("{")) != bytes.Count(frame, []byte("}")) {
+		hint = " (one message per line: pretty-printed JSON must be compacted, e.g. with jq -c)"
+	}
+	return err.Error() + hint
+}
