@@ -265,10 +265,7 @@ func (e *fakeEnv) stopAndDrain(c *Channel) {
 func (e *fakeEnv) settle(c *Channel) {
 	e.t.Helper()
 	eventually(e.t, "the channel to settle (worker idle or blocked in a provider/applier call)", func() bool {
-		c.mu.Lock()
-		working := c.working
-		c.mu.Unlock()
-		if !working {
+		if !c.busy() {
 			return true
 		}
 		e.mu.Lock()

@@ -64,10 +64,7 @@ func (r *sharedRig) converged(t *testing.T, rev Revision) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("every channel to apply %s and go idle", rev), func() bool {
 		for _, c := range r.channels {
-			c.mu.Lock()
-			ok := c.local == rev && !c.working
-			c.mu.Unlock()
-			if !ok {
+			if c.LocalRevision() != rev || c.busy() {
 				return false
 			}
 		}
