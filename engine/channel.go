@@ -122,11 +122,16 @@ type chanState struct {
 	epoch       string
 	appliedOnce bool
 
-	// wanted, wantedEpoch: the newest event accepted and not yet known to be covered.
-	// Raised by invalidate; cleared when an apply moves to an epoch the events did not
-	// name. The worker reads them when a refresh begins (SnapshotRequest.MinRevision).
+	// wanted, wantedEpoch: the newest event accepted since the last refresh began. Raised
+	// by invalidate; taken into SnapshotRequest.MinRevision and cleared when a refresh
+	// begins, so that an event one refresh served is never asked for again; cleared too
+	// when an apply moves to an epoch the events did not name.
 	wanted      Revision
 	wantedEpoch string
+	// mixed: events of more than one epoch arrived since the last refresh began, so
+	// wanted alone cannot say whether localRevision covers them all (e4/7, then e5/1,
+	// then e4/2 leave wanted at e4/2). Set by invalidate, cleared when a refresh begins.
+	mixed bool
 	// dirty: set by invalidate; cleared when a refresh begins, or when it ends and
 	// local covers wanted. fresh: set by Start, Refresh and the resync tick; cleared
 	// when a refresh begins.
@@ -192,7 +197,7 @@ func (g *gateState) judge(ev InvalidationEvent) verdict {
 	if !newEpoch && g.appliedOnce && ev.Revision.Compare(g.local) <= 0 {
 		return eventStale
 	}
-	if g.dirty && !g.raises(ev) {
+	if g.dirty && ev.Epoch == g.wantedEpoch && !g.raises(ev) {
 		return eventCovered
 	}
 	return eventWanted
@@ -412,7 +417,7 @@ func (c *Channel) resetAfterFailedStart() {
 		}
 		s.phase = StateIdle
 		s.local, s.epoch, s.appliedOnce = ZeroRevision, "", false
-		s.wanted, s.wantedEpoch, s.dirty, s.fresh = "", "", false, false
+		s.wanted, s.wantedEpoch, s.mixed, s.dirty, s.fresh = "", "", false, false, false
 	})
 	for _, w := range waiters {
 		w.done <- ErrNotStarted
@@ -552,6 +557,9 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 			if v = g.judge(event); v != eventWanted {
 				return
 			}
+			if s.wanted != "" && event.Epoch != s.wantedEpoch {
+				s.mixed = true
+			}
 			if g.raises(event) {
 				s.wanted, s.wantedEpoch = event.Revision, event.Epoch
 			}
@@ -593,26 +601,42 @@ func (c *Channel) work(ctx context.Context) {
 		defer ticker.Stop()
 		tick = ticker.C
 	}
+	resync := func() {
+		c.update(func(s *chanState) {
+			if s.phase == StateRunning {
+				s.fresh = true
+			}
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.wake:
 		case <-tick:
-			c.update(func(s *chanState) {
-				if s.phase == StateRunning {
-					s.fresh = true
-				}
-			})
+			resync()
 		}
 		// Bounded by demand: each pass takes what was asked before it began, and the
 		// coalescing leaves at most one refresh behind the one in flight.
+		// A tick during a refresh asks for the next one, as an event would: taken before
+		// finish, the state never looks idle with a tick pending (left in the ticker
+		// until the worker idles, it would cost a late extra refresh).
+		pollTick := func() {
+			select {
+			case <-tick:
+				resync()
+			default:
+			}
+		}
 		for {
+			pollTick()
 			run, req, ok := c.begin(ctx)
 			if !ok {
 				break
 			}
-			c.finish(run, c.refreshOnce(ctx, req))
+			err := c.refreshOnce(ctx, req)
+			pollTick()
+			c.finish(run, err)
 		}
 	}
 }
@@ -628,6 +652,7 @@ func (c *Channel) begin(ctx context.Context) (run uint64, req SnapshotRequest, o
 		run, ok = s.runs, true
 		req = SnapshotRequest{MinRevision: s.wanted, Epoch: s.wantedEpoch, Fresh: s.fresh}
 		s.dirty, s.fresh = false, false
+		s.wanted, s.wantedEpoch, s.mixed = "", "", false
 		s.counters.Refreshes++
 	})
 	return run, req, ok
@@ -651,7 +676,7 @@ func (c *Channel) finish(run uint64, err error) {
 			}
 		}
 		s.waiters = kept
-		if s.dirty && s.appliedOnce && s.wantedEpoch == s.epoch && s.wanted.Compare(s.local) <= 0 {
+		if s.dirty && !s.mixed && s.appliedOnce && s.wantedEpoch == s.epoch && s.wanted.Compare(s.local) <= 0 {
 			s.dirty = false
 		}
 	})

@@ -1119,3 +1119,22 @@ func TestMalformedSnapshotAnswerIsAProtocolError(t *testing.T) {
 	require.Equal(t, Revision("2"), serr.EventRevision)
 	env.expectNoFetch(c)
 }
+
+// Events of two epochs during one refresh (e1/7, then e2/1, then e1/2) must not let the
+// last one stand for all: after e1/6 is applied, e1/7 still needs its trailing refresh.
+// Found by the reference model; the engine used to keep only the newest event's (epoch,
+// revision) and judged e1/7 covered by e1/6.
+func TestEventsOfTwoEpochsDuringARefreshKeepTheirTrailingRefresh(t *testing.T) {
+	env := newFakeEnv(t)
+	c := env.channel(nil)
+	env.started(c, "3")
+	c.InvalidateRaw(eventEpoch("5", "e1"))
+	first := env.expectFetch()
+	for _, ev := range [][2]string{{"7", "e1"}, {"1", "e2"}, {"2", "e1"}} {
+		c.InvalidateRaw(eventEpoch(Revision(ev[0]), ev[1]))
+	}
+	env.answer(first, snapEpoch("6", "e1"))
+	env.ack(env.expectApply("6"), nil)
+	trailing := env.expectFetch()
+	require.False(t, trailing.req.MinRevision == "" && !trailing.req.Fresh, "trailing refresh %+v asks for nothing", trailing.req)
+}

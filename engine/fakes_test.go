@@ -22,12 +22,14 @@ const waitTimeout = 10 * time.Second
 const testTopic = "app-config"
 
 // eventually waits until cond holds, failing the test with what it waited for after
-// waitTimeout. It yields between checks; it never sleeps.
+// waitTimeout or maxYields checks (in a synctest bubble the clock stands still while it
+// spins). It yields between checks; it never sleeps.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	const maxYields = 1 << 26
 	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
+	for n := 0; !cond(); n++ {
+		if time.Now().After(deadline) || n >= maxYields {
 			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
 		}
 		runtime.Gosched()
