@@ -221,9 +221,11 @@ func (c *Channel) update(f func(s *chanState)) {
 	if err := checkTransition(&before, &c.s); err != nil {
 		panic(fmt.Sprintf("engine: channel %q of topic %q broke an invariant, a bug in the engine: %v", c.cfg.Channel, c.cfg.Topic, err))
 	}
-	g := c.s.gate()
-	if old := c.gate.Load(); old == nil || *old != g {
-		c.gate.Store(&g)
+	// A new gate only when it changed: most updates (counters, waiters) leave it alone.
+	if g := c.s.gate(); *c.gate.Load() != g {
+		published := new(gateState)
+		*published = g
+		c.gate.Store(published)
 	}
 }
 
