@@ -512,17 +512,6 @@ func (c *Channel) Status() Status {
 	return st
 }
 
-// busy reports whether the worker has a refresh in flight or one to begin; the tests'
-// settle uses it.
-func (c *Channel) busy() bool {
-	busy := false
-	c.view(func(s *chanState) {
-		live := s.phase != StateStopped && s.ctx != nil && s.ctx.Err() == nil
-		busy = s.inFlight || live && (s.dirty || s.fresh)
-	})
-	return busy
-}
-
 // Topic is the channel's topic.
 func (c *Channel) Topic() string { return c.cfg.Topic }
 

@@ -267,7 +267,7 @@ func (e *fakeEnv) stopAndDrain(c *Channel) {
 func (e *fakeEnv) settle(c *Channel) {
 	e.t.Helper()
 	eventually(e.t, "the channel to settle (worker idle or blocked in a provider/applier call)", func() bool {
-		if !c.busy() {
+		if !busy(c) {
 			return true
 		}
 		e.mu.Lock()
@@ -417,4 +417,14 @@ func readVectors(t testing.TB, name string, v any) {
 	raw, err := os.ReadFile(filepath.Join("..", "testdata", name))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, v), "decoding %s", name)
+}
+
+// busy reports whether c's worker has a refresh in flight or one to begin.
+func busy(c *Channel) bool {
+	busy := false
+	c.view(func(s *chanState) {
+		live := s.phase != StateStopped && s.ctx != nil && s.ctx.Err() == nil
+		busy = s.inFlight || live && (s.dirty || s.fresh)
+	})
+	return busy
 }

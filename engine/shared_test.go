@@ -66,7 +66,7 @@ func (r *sharedRig) converged(t *testing.T, rev Revision) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("every channel to apply %s and go idle", rev), func() bool {
 		for _, c := range r.channels {
-			if c.LocalRevision() != rev || c.busy() {
+			if c.LocalRevision() != rev || busy(c) {
 				return false
 			}
 		}
