@@ -91,6 +91,51 @@ func BenchmarkInvalidateStale(b *testing.B) {
 	}
 }
 
+// BenchmarkInvalidateStaleChannels is one stale invalidation reaching every running
+// channel of a topic, the ingest side of the sidecar's fan-out when the windows already
+// hold the revision: the cost should be flat per channel from 10 to 1,000 channels.
+// "events/s" counts channel-events absorbed per second.
+func BenchmarkInvalidateStaleChannels(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("channels=%d", n), func(b *testing.B) {
+			env := newBenchEnv(n, 1<<10, true)
+			defer env.stop()
+			ev := engine.InvalidationEvent{Topic: "bench", Revision: "1"}
+			b.ResetTimer()
+			for b.Loop() {
+				for _, ch := range env.channels {
+					ch.Invalidate(ev)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkInvalidateStaleChannelsParallel is the same from GOMAXPROCS goroutines at
+// once (several connections' read loops, or events racing the channels' own updates):
+// what a lock per channel per event costs once it is contended.
+func BenchmarkInvalidateStaleChannelsParallel(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("channels=%d", n), func(b *testing.B) {
+			env := newBenchEnv(n, 1<<10, true)
+			defer env.stop()
+			ev := engine.InvalidationEvent{Topic: "bench", Revision: "1"}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					for _, ch := range env.channels {
+						ch.Invalidate(ev)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 // BenchmarkFanOut is one invalidation reaching N running channels that share one provider
 // (source "host" in the sidecar), each fetching through the shared cache and applying:
 // the engine's part of the sidecar's fan-out, without the transport.

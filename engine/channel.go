@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,9 +68,13 @@ type Status struct {
 	Counters      Counters
 }
 
-// Channel is the sync engine of one channel. Its state lives in one struct guarded by mu
-// and is changed by the methods below only; the refresh worker is the one goroutine that
-// calls the provider and the applier, so at most one refresh is ever in flight.
+// Channel is the sync engine of one channel.
+//
+// Its state lives in one chanState, changed only inside update, which checks the
+// invariants after every change (the shape of x/tools' jsonrpc2_v2 updateInFlight). One
+// worker goroutine, started by Start and joined by Stop, is the only caller of the
+// provider and the applier, so at most one refresh is ever in flight; it sleeps between
+// refreshes instead of being spawned per refresh.
 //
 // Coalescing, as singleflight: an event that arrives while a refresh is in flight sets
 // dirty; however many arrive, that causes exactly one trailing refresh, which is skipped
@@ -79,30 +84,199 @@ type Channel struct {
 	provider SnapshotProvider
 	log      *slog.Logger
 
-	ctx    context.Context // ends at Stop; every call to provider and applier derives from it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the worker and the resync ticker
+	// wake tells the worker that dirty or fresh may have been set. Capacity 1: a pending
+	// wake-up stands for any number of later ones, since the worker reads the state, not
+	// the signal.
+	wake chan struct{}
+	wg   sync.WaitGroup // the worker; Stop and a failed Start wait for it
 
-	mu          sync.Mutex
-	state       State
-	local       Revision // advances only after a successful apply
+	// gate is the part of the state that decides what an event does, republished by
+	// update after every change: invalidate reads it without the lock, so that an event
+	// that changes nothing (stale, or already wanted) costs no lock. An event judged on
+	// it takes effect at the moment of the load, which is a moment the state really had.
+	gate atomic.Pointer[gateState]
+	// ignored is Counters.IgnoredEvents, kept apart so that the lock-free path can count.
+	ignored atomic.Uint64
+
+	mu sync.Mutex
+	s  chanState // accessed only in update and view, with mu held
+}
+
+// chanState is everything about a channel that changes. Each field says who writes it;
+// update is where, and checkTransition says what may change together.
+type chanState struct {
+	// phase: Start (idle → starting → running), Stop (→ stopped, for good) and a failed
+	// Start's reset (→ idle). Read at every entry point.
+	phase State
+	// ctx ends at Stop or at a failed Start's reset; every provider and applier call
+	// derives from it. Written by Start, one per start; the worker gets its own copy.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// unsubscribe: set by Start once subscribed, taken by Stop or the reset.
+	unsubscribe func()
+
+	// local, epoch, appliedOnce: written only when the worker's apply succeeded, and
+	// zeroed by a failed Start's reset. appliedOnce turns the revision gate on: the first
+	// snapshot after Start is always applied.
+	local       Revision
 	epoch       string
-	appliedOnce bool // since Start; the first snapshot after Start is always applied
+	appliedOnce bool
+
+	// wanted, wantedEpoch: the newest event accepted since the last refresh began. Raised
+	// by invalidate; taken into SnapshotRequest.MinRevision and cleared when a refresh
+	// begins, so that an event one refresh served is never asked for again; cleared too
+	// when an apply moves to an epoch the events did not name.
 	wanted      Revision
 	wantedEpoch string
-	working     bool   // the worker goroutine is running
-	dirty       bool   // an event arrived that the current run may not cover
-	fresh       bool   // Start, Refresh or resync asked for a fresh fetch
-	runs        uint64 // runs started
-	waiters     []refreshWaiter
-	unsubscribe func()
-	counters    Counters
+	// mixed: events of more than one epoch arrived since the last refresh began, so
+	// wanted alone cannot say whether localRevision covers them all (e4/7, then e5/1,
+	// then e4/2 leave wanted at e4/2). Set by invalidate, cleared when a refresh begins.
+	mixed bool
+	// dirty: set by invalidate; cleared when a refresh begins, or when it ends and
+	// local covers wanted. fresh: set by Start, Refresh and the resync tick; cleared
+	// when a refresh begins.
+	dirty bool
+	fresh bool
+
+	// inFlight: a refresh has begun and not finished. applying: that refresh passed the
+	// gate and calls, or is about to call, the applier. Only the worker sets or clears
+	// them.
+	inFlight bool
+	applying bool
+	runs     uint64 // refreshes begun since NewChannel; waiters are numbered by it
+	waiters  []refreshWaiter
+
+	counters Counters // all but IgnoredEvents (Channel.ignored)
 }
 
 type refreshWaiter struct {
 	after uint64 // satisfied by the first run numbered above this
 	done  chan error
 	start bool // Start's own: its failure ends the channel's work at once
+}
+
+// gateState is what judge needs, copied out of chanState.
+type gateState struct {
+	live        bool // starting or running
+	appliedOnce bool
+	local       Revision
+	epoch       string
+	dirty       bool
+	wanted      Revision
+	wantedEpoch string
+}
+
+func (s *chanState) gate() gateState {
+	return gateState{
+		live:        s.phase == StateStarting || s.phase == StateRunning,
+		appliedOnce: s.appliedOnce,
+		local:       s.local,
+		epoch:       s.epoch,
+		dirty:       s.dirty,
+		wanted:      s.wanted,
+		wantedEpoch: s.wantedEpoch,
+	}
+}
+
+// verdict is what an event of the channel's topic does.
+type verdict int
+
+const (
+	eventDropped verdict = iota // the channel is not live
+	eventStale                  // not newer than localRevision in the channel's epoch: counted, ignored
+	eventCovered                // a refresh already wanted reaches it: nothing changes
+	eventWanted                 // it asks for a refresh
+)
+
+// judge is the rule for events, on the lock-free path and under the lock alike.
+func (g *gateState) judge(ev InvalidationEvent) verdict {
+	if !g.live {
+		return eventDropped
+	}
+	newEpoch := ev.Epoch != "" && ev.Epoch != g.epoch
+	if !newEpoch && g.appliedOnce && ev.Revision.Compare(g.local) <= 0 {
+		return eventStale
+	}
+	if g.dirty && ev.Epoch == g.wantedEpoch && !g.raises(ev) {
+		return eventCovered
+	}
+	return eventWanted
+}
+
+// raises reports whether ev moves wanted.
+func (g *gateState) raises(ev InvalidationEvent) bool {
+	newEpoch := ev.Epoch != "" && ev.Epoch != g.epoch
+	return g.wanted == "" || newEpoch && ev.Epoch != g.wantedEpoch || ev.Revision.Compare(g.wanted) > 0
+}
+
+// update is the one place the channel's state changes. f runs with mu held and must not
+// block or call out (hooks, provider, applier, unsubscribe, waiters): what it decides to
+// do outside the lock it hands back through variables it captures. Then update checks
+// the invariants and republishes the gate.
+func (c *Channel) update(f func(s *chanState)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before := c.s
+	f(&c.s)
+	if err := checkTransition(&before, &c.s); err != nil {
+		panic(fmt.Sprintf("engine: channel %q of topic %q broke an invariant, a bug in the engine: %v", c.cfg.Channel, c.cfg.Topic, err))
+	}
+	// A new gate only when it changed: most updates (counters, waiters) leave it alone.
+	if g := c.s.gate(); *c.gate.Load() != g {
+		published := new(gateState)
+		*published = g
+		c.gate.Store(published)
+	}
+}
+
+// view runs f on the state with mu held, for reading only.
+func (c *Channel) view(f func(s *chanState)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(&c.s)
+}
+
+// checkTransition states the invariants, as rules on one change from before to after.
+func checkTransition(before, after *chanState) error {
+	if before.phase == StateStopped && after.phase != StateStopped {
+		return fmt.Errorf("phase went from stopped to %s: stopped is final", after.phase)
+	}
+	if after.phase == StateIdle && (after.inFlight || after.applying) {
+		return errors.New("idle with a refresh in flight")
+	}
+	if after.runs != before.runs {
+		// At most one refresh in flight: a refresh begins only when none is.
+		if after.runs != before.runs+1 || before.inFlight || !after.inFlight {
+			return fmt.Errorf("refresh %d began while one was in flight (runs %d → %d)", after.runs, before.runs, after.runs)
+		}
+	}
+	if after.applying && !before.applying {
+		// No apply after Stop: the gate lets a snapshot through only on a live channel.
+		if after.phase != StateStarting && after.phase != StateRunning || !after.inFlight {
+			return fmt.Errorf("an apply began in phase %s (refresh in flight: %v)", after.phase, after.inFlight)
+		}
+	}
+	applied := after.counters.Applies - before.counters.Applies
+	if applied > 1 || applied == 1 && !before.applying {
+		return fmt.Errorf("%d applies counted, with an apply in progress: %v", applied, before.applying)
+	}
+	reset := after.phase == StateIdle && after.local == ZeroRevision && !after.appliedOnce
+	if (after.local != before.local || after.epoch != before.epoch || after.appliedOnce != before.appliedOnce) && applied == 0 && !reset {
+		// localRevision advances only after an apply succeeded.
+		return fmt.Errorf("localRevision went %q → %q (epoch %q → %q) with no apply", before.local, after.local, before.epoch, after.epoch)
+	}
+	if before.appliedOnce && after.appliedOnce && before.epoch == after.epoch && after.local.Compare(before.local) < 0 {
+		return fmt.Errorf("localRevision went back %s → %s within epoch %q", before.local, after.local, after.epoch)
+	}
+	return nil
+}
+
+// signal wakes the worker; it never blocks.
+func (c *Channel) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // NewChannel checks cfg and returns an idle channel; Start makes it live.
@@ -116,7 +290,10 @@ func NewChannel(cfg Config) (*Channel, error) {
 	if cfg.Applier == nil {
 		return nil, errors.New("engine: Config.Applier is required")
 	}
-	c := &Channel{cfg: cfg, state: StateIdle, local: ZeroRevision, log: cfg.Logger}
+	c := &Channel{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	c.s = chanState{phase: StateIdle, local: ZeroRevision}
+	g := c.s.gate()
+	c.gate.Store(&g)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -140,23 +317,32 @@ func NewChannel(cfg Config) (*Channel, error) {
 // is done. On failure it leaves nothing behind: unsubscribed, state reset, and Start may
 // be called again. Start after Stop returns ErrStopped.
 func (c *Channel) Start(ctx context.Context) error {
-	c.mu.Lock()
-	switch c.state {
-	case StateStopped:
-		c.mu.Unlock()
-		return ErrStopped
-	case StateStarting, StateRunning:
-		c.mu.Unlock()
-		return ErrAlreadyStarted
+	var err error
+	var runCtx context.Context
+	c.update(func(s *chanState) {
+		switch s.phase {
+		case StateStopped:
+			err = ErrStopped
+			return
+		case StateStarting, StateRunning:
+			err = ErrAlreadyStarted
+			return
+		}
+		s.phase = StateStarting
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		runCtx = s.ctx
+		// Under mu, so that a concurrent Stop either waits for the worker or comes
+		// first and makes Start fail here.
+		c.wg.Add(1)
+	})
+	if err != nil {
+		return err
 	}
-	c.state = StateStarting
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.mu.Unlock()
+	go c.work(runCtx)
 
 	c.log.Debug("subscribe")
 	var unsubscribe func()
 	if c.cfg.Subscriber != nil {
-		var err error
 		unsubscribe, err = c.cfg.Subscriber.Subscribe(ctx, c)
 		if err != nil {
 			serr := &SyncError{Phase: PhaseSubscribe, Err: err}
@@ -166,20 +352,23 @@ func (c *Channel) Start(ctx context.Context) error {
 		}
 	}
 
-	c.mu.Lock()
-	if c.state == StateStopped { // Stop ran while we were subscribing
-		c.mu.Unlock()
+	var done <-chan error
+	c.update(func(s *chanState) {
+		if s.phase == StateStopped { // Stop ran while we were subscribing
+			err = ErrStopped
+			return
+		}
+		s.unsubscribe = unsubscribe
+		done = s.requestFresh(true)
+	})
+	if err != nil {
 		if unsubscribe != nil {
 			unsubscribe()
 		}
-		return ErrStopped
+		return err
 	}
-	c.unsubscribe = unsubscribe
-	done := c.requestFreshLocked()
-	c.waiters[len(c.waiters)-1].start = true
-	c.mu.Unlock()
+	c.signal()
 
-	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -192,46 +381,46 @@ func (c *Channel) Start(ctx context.Context) error {
 		return err
 	}
 
-	c.mu.Lock()
-	if c.state == StateStarting {
-		c.state = StateRunning
-		// Under mu, so that a concurrent Stop either sees the ticker in wg or keeps it
-		// from starting.
-		if c.cfg.ResyncInterval > 0 {
-			c.wg.Add(1)
-			go c.resyncLoop(c.ctx)
+	c.update(func(s *chanState) {
+		switch s.phase {
+		case StateStarting:
+			s.phase = StateRunning
+		case StateStopped:
+			err = ErrStopped
 		}
-	}
-	stopped := c.state == StateStopped
-	c.mu.Unlock()
-	if stopped {
-		return ErrStopped
-	}
-	return nil
+	})
+	return err
 }
 
 // resetAfterFailedStart unsubscribes, waits for the worker and returns to idle.
 func (c *Channel) resetAfterFailedStart() {
-	c.mu.Lock()
-	if c.state == StateStopped {
-		c.mu.Unlock()
+	var unsubscribe func()
+	stopped := false
+	c.update(func(s *chanState) {
+		if s.phase == StateStopped {
+			stopped = true
+			return
+		}
+		s.cancel()
+		unsubscribe, s.unsubscribe = s.unsubscribe, nil
+	})
+	if stopped {
 		return
 	}
-	c.cancel()
-	unsubscribe := c.unsubscribe
-	c.unsubscribe = nil
-	c.mu.Unlock()
 	if unsubscribe != nil {
 		unsubscribe()
 	}
 	c.wg.Wait()
-	c.mu.Lock()
-	waiters := c.waiters
-	c.waiters = nil
-	c.state = StateIdle
-	c.local, c.epoch, c.appliedOnce = ZeroRevision, "", false
-	c.wanted, c.wantedEpoch, c.dirty, c.fresh = "", "", false, false
-	c.mu.Unlock()
+	var waiters []refreshWaiter
+	c.update(func(s *chanState) {
+		waiters, s.waiters = s.waiters, nil
+		if s.phase == StateStopped {
+			return // Stop came meanwhile: it stays stopped
+		}
+		s.phase = StateIdle
+		s.local, s.epoch, s.appliedOnce = ZeroRevision, "", false
+		s.wanted, s.wantedEpoch, s.mixed, s.dirty, s.fresh = "", "", false, false, false
+	})
 	for _, w := range waiters {
 		w.done <- ErrNotStarted
 	}
@@ -240,22 +429,25 @@ func (c *Channel) resetAfterFailedStart() {
 // Stop unsubscribes, cancels calls in flight and waits for every goroutine the channel
 // started. After Stop returns the applier is never called again. Safe to call twice.
 func (c *Channel) Stop() {
-	c.mu.Lock()
-	if c.state == StateStopped {
-		c.mu.Unlock()
+	var unsubscribe func()
+	var waiters []refreshWaiter
+	already := false
+	c.update(func(s *chanState) {
+		if s.phase == StateStopped {
+			already = true
+			return
+		}
+		s.phase = StateStopped
+		if s.cancel != nil {
+			s.cancel()
+		}
+		unsubscribe, s.unsubscribe = s.unsubscribe, nil
+		waiters, s.waiters = s.waiters, nil
+	})
+	if already {
 		c.wg.Wait()
 		return
 	}
-	c.state = StateStopped
-	if c.cancel != nil {
-		c.cancel()
-	}
-	unsubscribe := c.unsubscribe
-	c.unsubscribe = nil
-	waiters := c.waiters
-	c.waiters = nil
-	c.mu.Unlock()
-
 	for _, w := range waiters {
 		w.done <- ErrStopped
 	}
@@ -269,17 +461,22 @@ func (c *Channel) Stop() {
 // Refresh fetches a snapshot fresh from the provider and applies it if newer, returning
 // once a refresh that started after the call has finished, with that refresh's error.
 func (c *Channel) Refresh(ctx context.Context) error {
-	c.mu.Lock()
-	switch c.state {
-	case StateStopped:
-		c.mu.Unlock()
-		return ErrStopped
-	case StateIdle:
-		c.mu.Unlock()
-		return ErrNotStarted
+	var err error
+	var done <-chan error
+	c.update(func(s *chanState) {
+		switch s.phase {
+		case StateStopped:
+			err = ErrStopped
+		case StateIdle:
+			err = ErrNotStarted
+		default:
+			done = s.requestFresh(false)
+		}
+	})
+	if err != nil {
+		return err
 	}
-	done := c.requestFreshLocked()
-	c.mu.Unlock()
+	c.signal()
 	select {
 	case err := <-done:
 		return err
@@ -288,18 +485,31 @@ func (c *Channel) Refresh(ctx context.Context) error {
 	}
 }
 
-// LocalRevision is the revision of the last snapshot applied since Start.
-func (c *Channel) LocalRevision() Revision {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.local
+// requestFresh asks for a refresh that begins after now and returns where its result
+// arrives. Called inside update; the caller signals the worker afterwards.
+func (s *chanState) requestFresh(start bool) <-chan error {
+	done := make(chan error, 1)
+	s.waiters = append(s.waiters, refreshWaiter{after: s.runs, done: done, start: start})
+	s.fresh = true
+	return done
 }
 
-// Status returns a consistent view of the channel.
+// LocalRevision is the revision of the last snapshot applied since Start.
+func (c *Channel) LocalRevision() Revision {
+	var local Revision
+	c.view(func(s *chanState) { local = s.local })
+	return local
+}
+
+// Status returns a view of the channel, consistent but for IgnoredEvents, which is
+// counted without the lock.
 func (c *Channel) Status() Status {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return Status{Topic: c.cfg.Topic, Channel: c.cfg.Channel, State: c.state, LocalRevision: c.local, Epoch: c.epoch, Counters: c.counters}
+	var st Status
+	c.view(func(s *chanState) {
+		st = Status{Topic: c.cfg.Topic, Channel: c.cfg.Channel, State: s.phase, LocalRevision: s.local, Epoch: s.epoch, Counters: s.counters}
+	})
+	st.Counters.IgnoredEvents = c.ignored.Load()
+	return st
 }
 
 // Topic is the channel's topic.
@@ -331,27 +541,34 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 	if c.cfg.ShouldRefresh != nil && !c.callShouldRefresh(event, payload) {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state == StateStopped || c.state == StateIdle {
-		return
+	v := c.gate.Load().judge(event) // the fast path: most events of a burst change nothing
+	if v == eventWanted {
+		c.update(func(s *chanState) {
+			g := s.gate()
+			if v = g.judge(event); v != eventWanted {
+				return
+			}
+			if s.wanted != "" && event.Epoch != s.wantedEpoch {
+				s.mixed = true
+			}
+			if g.raises(event) {
+				s.wanted, s.wantedEpoch = event.Revision, event.Epoch
+			}
+			// Dirty even when the refresh in flight was asked for this revision already:
+			// if it fails, or applies less, this event still needs its trailing refresh;
+			// if it covers it, the worker skips the trailing refresh.
+			s.dirty = true
+		})
 	}
-	newEpoch := event.Epoch != "" && event.Epoch != c.epoch
-	if !newEpoch && c.appliedOnce && event.Revision.Compare(c.local) <= 0 {
-		c.counters.IgnoredEvents++
+	switch v {
+	case eventWanted:
+		c.signal()
+	case eventStale:
+		c.ignored.Add(1)
 		if c.debugOn() {
-			c.log.Debug("ignore stale event", "revision", event.Revision, "localRevision", c.local)
+			c.log.Debug("ignore stale event", "revision", event.Revision, "localRevision", c.gate.Load().local)
 		}
-		return
 	}
-	if c.wanted == "" || newEpoch && event.Epoch != c.wantedEpoch || event.Revision.Compare(c.wanted) > 0 {
-		c.wanted, c.wantedEpoch = event.Revision, event.Epoch
-	}
-	// Dirty even when the run in flight was asked for this revision already: if that run
-	// fails, or applies less, this event still needs its trailing refresh; if the run
-	// covers it, work skips the trailing refresh.
-	c.dirty = true
-	c.startWorkerLocked()
 }
 
 func (c *Channel) callShouldRefresh(event InvalidationEvent, payload json.RawMessage) (ok bool) {
@@ -364,82 +581,124 @@ func (c *Channel) callShouldRefresh(event InvalidationEvent, payload json.RawMes
 	return c.cfg.ShouldRefresh(event)
 }
 
-// requestFreshLocked asks for a refresh that starts after now and returns where its
-// result arrives. Called with mu held.
-func (c *Channel) requestFreshLocked() <-chan error {
-	done := make(chan error, 1)
-	c.waiters = append(c.waiters, refreshWaiter{after: c.runs, done: done})
-	c.fresh = true
-	c.startWorkerLocked()
-	return done
-}
-
-func (c *Channel) startWorkerLocked() {
-	// A cancelled context means Stop or a failed Start is tearing the channel down.
-	if c.working || c.state == StateStopped || c.ctx.Err() != nil {
-		return
-	}
-	c.working = true
-	c.wg.Add(1)
-	go c.work()
-}
-
-// work runs refreshes until nothing is asked for. It is the only goroutine that calls
-// the provider and the applier.
-func (c *Channel) work() {
+// work is the channel's worker, from Start until Stop or a failed Start's reset: it
+// runs refreshes while any is asked for, sleeps until woken, and ticks the resync. It is
+// the only goroutine that calls the provider and the applier.
+func (c *Channel) work(ctx context.Context) {
 	defer c.wg.Done()
+	var tick <-chan time.Time
+	if c.cfg.ResyncInterval > 0 {
+		ticker := time.NewTicker(c.cfg.ResyncInterval)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	resync := func() {
+		c.update(func(s *chanState) {
+			if s.phase == StateRunning {
+				s.fresh = true
+			}
+		})
+	}
 	for {
-		c.mu.Lock()
-		if c.state == StateStopped || c.ctx.Err() != nil || (!c.dirty && !c.fresh) {
-			c.working = false
-			c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		case <-tick:
+			resync()
+		}
+		// Bounded by demand: each pass takes what was asked before it began, and the
+		// coalescing leaves at most one refresh behind the one in flight.
+		// A tick during a refresh asks for the next one, as an event would: taken before
+		// finish, the state never looks idle with a tick pending (left in the ticker
+		// until the worker idles, it would cost a late extra refresh).
+		pollTick := func() {
+			select {
+			case <-tick:
+				resync()
+			default:
+			}
+		}
+		for {
+			pollTick()
+			run, req, ok := c.begin(ctx)
+			if !ok {
+				break
+			}
+			err := c.refreshOnce(ctx, req)
+			pollTick()
+			c.finish(run, err)
+		}
+	}
+}
+
+// begin takes what was asked for into one refresh, if anything was.
+func (c *Channel) begin(ctx context.Context) (run uint64, req SnapshotRequest, ok bool) {
+	c.update(func(s *chanState) {
+		if s.phase == StateStopped || ctx.Err() != nil || !s.dirty && !s.fresh {
 			return
 		}
-		c.runs++
-		run := c.runs
-		req := SnapshotRequest{MinRevision: c.wanted, Epoch: c.wantedEpoch, Fresh: c.fresh}
-		c.dirty, c.fresh = false, false
-		c.counters.Refreshes++
-		ctx := c.ctx
-		c.mu.Unlock()
+		s.runs++
+		s.inFlight = true
+		run, ok = s.runs, true
+		req = SnapshotRequest{MinRevision: s.wanted, Epoch: s.wantedEpoch, Fresh: s.fresh}
+		s.dirty, s.fresh = false, false
+		s.wanted, s.wantedEpoch, s.mixed = "", "", false
+		s.counters.Refreshes++
+	})
+	return run, req, ok
+}
 
-		err := c.refreshOnce(ctx, req)
-
-		c.mu.Lock()
-		kept := c.waiters[:0]
-		var finished []refreshWaiter
-		for _, w := range c.waiters {
+// finish ends refresh run with err: it answers the waiters it satisfies and drops the
+// trailing refresh when the snapshot just applied covers every event meanwhile.
+func (c *Channel) finish(run uint64, err error) {
+	var finished []refreshWaiter
+	c.update(func(s *chanState) {
+		s.inFlight, s.applying = false, false
+		kept := s.waiters[:0]
+		for _, w := range s.waiters {
 			if run > w.after {
 				finished = append(finished, w)
 				if w.start && err != nil {
-					c.cancel() // Start failed: no further run may apply anything
+					s.cancel() // Start failed: no further refresh may apply anything
 				}
 			} else {
 				kept = append(kept, w)
 			}
 		}
-		c.waiters = kept
-		if c.dirty && c.appliedOnce && c.wantedEpoch == c.epoch && c.wanted.Compare(c.local) <= 0 {
-			c.dirty = false // the snapshot just applied covers every event that arrived meanwhile
+		s.waiters = kept
+		if s.dirty && !s.mixed && s.appliedOnce && s.wantedEpoch == s.epoch && s.wanted.Compare(s.local) <= 0 {
+			s.dirty = false
 		}
-		c.mu.Unlock()
-		for _, w := range finished {
-			w.done <- err
-		}
+	})
+	for _, w := range finished {
+		w.done <- err
 	}
 }
 
-// refreshOnce fetches one snapshot and applies it if the revision gate lets it through.
+// refreshOnce is one refresh: fetch, gate, apply.
 func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 	if c.debugOn() {
 		c.log.Debug("refresh", "minRevision", req.MinRevision, "fresh", req.Fresh)
 	}
+	snapshot, err := c.fetch(ctx, req)
+	if err != nil {
+		return err
+	}
+	if ok, err := c.gateSnapshot(ctx, req, snapshot); !ok {
+		return err
+	}
+	return c.apply(ctx, snapshot)
+}
+
+// fetch asks the provider for a snapshot and checks its revision.
+func (c *Channel) fetch(ctx context.Context, req SnapshotRequest) (Snapshot, error) {
 	callCtx, cancel := c.callContext(ctx)
 	snapshot, err := recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(callCtx, req) })
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return ErrStopped
+			return Snapshot{}, ErrStopped
 		}
 		serr := &SyncError{Phase: PhaseGetSnapshot, Err: err, EventRevision: req.MinRevision}
 		var fieldErr *FieldError
@@ -450,66 +709,86 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 		if errors.As(err, &retryErr) {
 			serr.Attempt = retryErr.Attempts
 		}
-		return c.fail(serr)
+		return Snapshot{}, c.fail(serr)
 	}
 	if _, err := ParseRevision(string(snapshot.Revision)); err != nil {
-		return c.fail(&SyncError{Phase: PhaseProtocol, Err: fmt.Errorf("snapshot %w", err), EventRevision: req.MinRevision})
+		return Snapshot{}, c.fail(&SyncError{Phase: PhaseProtocol, Err: fmt.Errorf("snapshot %w", err), EventRevision: req.MinRevision})
 	}
+	return snapshot, nil
+}
 
-	c.mu.Lock()
-	if c.state == StateStopped || ctx.Err() != nil { // stopped, or a failed Start is resetting
-		c.mu.Unlock()
-		return ErrStopped
-	}
-	if snapshot.Empty() {
-		c.mu.Unlock()
-		c.log.Debug("source has no state yet")
-		return nil
-	}
-	newEpoch := snapshot.Epoch != c.epoch
-	newer := snapshot.Revision.Compare(c.local) > 0
-	// The event's revision only means something in the snapshot's epoch: the one it
-	// named, or, when it named none, the epoch the channel is in.
-	sameEpoch := req.Epoch == snapshot.Epoch || req.Epoch == "" && !newEpoch
-	olderThanEvent := req.MinRevision != "" && sameEpoch && snapshot.Revision.Compare(req.MinRevision) < 0
+// gateSnapshot is the revision gate: it lets snapshot through to apply (ok) when the
+// channel is live and the snapshot is the first since Start, of a new epoch or newer
+// than localRevision. Otherwise it returns the refresh's result: nil for "nothing to
+// do", ErrStopped, or the protocol error of a source that served older than it announced.
+func (c *Channel) gateSnapshot(ctx context.Context, req SnapshotRequest, snapshot Snapshot) (ok bool, err error) {
+	var stopped, older bool
+	var local Revision
+	c.update(func(s *chanState) {
+		if s.phase == StateStopped || ctx.Err() != nil { // stopped, or a failed Start is resetting
+			stopped = true
+			return
+		}
+		if snapshot.Empty() {
+			return
+		}
+		newEpoch := snapshot.Epoch != s.epoch
+		// The event's revision only means something in the snapshot's epoch: the one it
+		// named, or, when it named none, the epoch the channel is in.
+		sameEpoch := req.Epoch == snapshot.Epoch || req.Epoch == "" && !newEpoch
+		older = req.MinRevision != "" && sameEpoch && snapshot.Revision.Compare(req.MinRevision) < 0
+		local = s.local
+		if s.appliedOnce && !newEpoch && snapshot.Revision.Compare(s.local) <= 0 {
+			return
+		}
+		s.applying, ok = true, true
+	})
 	olderErr := func() *SyncError {
 		return &SyncError{Phase: PhaseProtocol, Err: fmt.Errorf("snapshot revision %s is older than the invalidated revision %s: the source announced a revision it does not serve", snapshot.Revision, req.MinRevision), EventRevision: req.MinRevision, SnapshotRevision: snapshot.Revision}
 	}
-	if c.appliedOnce && !newEpoch && !newer {
-		local := c.local
-		c.mu.Unlock()
-		if olderThanEvent {
-			return c.fail(olderErr())
-		}
+	switch {
+	case stopped:
+		return false, ErrStopped
+	case snapshot.Empty():
+		c.log.Debug("source has no state yet")
+		return false, nil
+	case !ok && older:
+		return false, c.fail(olderErr())
+	case !ok:
 		c.log.Debug("snapshot not newer", "revision", snapshot.Revision, "localRevision", local)
-		return nil
-	}
-	c.mu.Unlock()
-	if olderThanEvent {
+		return false, nil
+	case older:
 		// Newer than what the window has, so it is applied; still, the source did not
 		// serve what it announced, and the host should hear of it. Not looped on.
 		c.report(olderErr())
 	}
+	return true, nil
+}
 
-	callCtx, cancel = c.callContext(ctx)
-	_, err = recovered(func() (struct{}, error) { return struct{}{}, c.cfg.Applier.Apply(callCtx, snapshot) })
+// apply hands snapshot to the applier and, if it took it, advances localRevision.
+func (c *Channel) apply(ctx context.Context, snapshot Snapshot) error {
+	callCtx, cancel := c.callContext(ctx)
+	_, err := recovered(func() (struct{}, error) { return struct{}{}, c.cfg.Applier.Apply(callCtx, snapshot) })
 	cancel()
 
-	c.mu.Lock()
-	stopped := c.state == StateStopped || ctx.Err() != nil
-	if err == nil {
-		if snapshot.Epoch != c.epoch && c.wantedEpoch != snapshot.Epoch {
+	var stopped bool
+	c.update(func(s *chanState) {
+		s.applying = false
+		stopped = s.phase == StateStopped || ctx.Err() != nil
+		if err != nil {
+			return
+		}
+		if snapshot.Epoch != s.epoch && s.wantedEpoch != snapshot.Epoch {
 			// Revisions announced in the old epoch mean nothing in the new one. Events
 			// that arrived meanwhile cannot be judged covered: look once more, fresh.
-			c.wanted, c.wantedEpoch = "", ""
-			if c.dirty {
-				c.fresh = true
+			s.wanted, s.wantedEpoch = "", ""
+			if s.dirty {
+				s.fresh = true
 			}
 		}
-		c.local, c.epoch, c.appliedOnce = snapshot.Revision, snapshot.Epoch, true
-		c.counters.Applies++
-	}
-	c.mu.Unlock()
+		s.local, s.epoch, s.appliedOnce = snapshot.Revision, snapshot.Epoch, true
+		s.counters.Applies++
+	})
 	switch {
 	case err == nil:
 		if c.debugOn() {
@@ -530,25 +809,6 @@ func (c *Channel) callContext(ctx context.Context) (context.Context, context.Can
 	return context.WithCancel(ctx)
 }
 
-func (c *Channel) resyncLoop(ctx context.Context) {
-	defer c.wg.Done()
-	ticker := time.NewTicker(c.cfg.ResyncInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			c.mu.Lock()
-			if c.state == StateRunning {
-				c.fresh = true
-				c.startWorkerLocked()
-			}
-			c.mu.Unlock()
-		}
-	}
-}
-
 // fail reports serr and returns it.
 func (c *Channel) fail(serr *SyncError) error {
 	c.report(serr)
@@ -559,9 +819,7 @@ func (c *Channel) fail(serr *SyncError) error {
 func (c *Channel) fill(serr *SyncError) *SyncError {
 	serr.Topic, serr.Channel = c.cfg.Topic, c.cfg.Channel
 	if serr.LocalRevision == "" {
-		c.mu.Lock()
-		serr.LocalRevision = c.local
-		c.mu.Unlock()
+		serr.LocalRevision = c.LocalRevision()
 	}
 	return serr
 }
@@ -569,9 +827,7 @@ func (c *Channel) fill(serr *SyncError) *SyncError {
 // report counts, logs and hands serr to OnError; a panicking hook is logged, not fatal.
 func (c *Channel) report(serr *SyncError) {
 	c.fill(serr)
-	c.mu.Lock()
-	c.counters.Errors++
-	c.mu.Unlock()
+	c.update(func(s *chanState) { s.counters.Errors++ })
 	c.log.Warn("sync error", "phase", serr.Phase, "err", serr.Err, "attempt", serr.Attempt, "willRetry", serr.WillRetry)
 	if c.cfg.OnError == nil {
 		return

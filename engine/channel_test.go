@@ -1119,3 +1119,63 @@ func TestMalformedSnapshotAnswerIsAProtocolError(t *testing.T) {
 	require.Equal(t, Revision("2"), serr.EventRevision)
 	env.expectNoFetch(c)
 }
+
+// Events of two epochs during one refresh (e1/7, then e2/1, then e1/2) must not let the
+// last one stand for all: after e1/6 is applied, e1/7 still needs its trailing refresh.
+// Found by the reference model; the engine used to keep only the newest event's (epoch,
+// revision) and judged e1/7 covered by e1/6.
+func TestEventsOfTwoEpochsDuringARefreshKeepTheirTrailingRefresh(t *testing.T) {
+	env := newFakeEnv(t)
+	c := env.channel(nil)
+	env.started(c, "3")
+	c.InvalidateRaw(eventEpoch("5", "e1"))
+	first := env.expectFetch()
+	for _, ev := range [][2]string{{"7", "e1"}, {"1", "e2"}, {"2", "e1"}} {
+		c.InvalidateRaw(eventEpoch(Revision(ev[0]), ev[1]))
+	}
+	env.answer(first, snapEpoch("6", "e1"))
+	env.ack(env.expectApply("6"), nil)
+	trailing := env.expectFetch()
+	require.False(t, trailing.req.MinRevision == "" && !trailing.req.Fresh, "trailing refresh %+v asks for nothing", trailing.req)
+}
+
+// checkTransition is what makes Channel.update panic on a bug: each case breaks one
+// invariant and must be refused, naming it.
+func TestCheckTransitionRefusesBrokenInvariants(t *testing.T) {
+	running := chanState{phase: StateRunning, local: "5", epoch: "e1", appliedOnce: true, runs: 3}
+	inFlight := running
+	inFlight.inFlight, inFlight.runs = true, 4
+	applying := inFlight
+	applying.applying = true
+	cases := []struct {
+		name   string
+		before chanState
+		change func(s *chanState)
+		want   string
+	}{
+		{"stopped is final", chanState{phase: StateStopped}, func(s *chanState) { s.phase = StateRunning }, "stopped is final"},
+		{"a second refresh in flight", inFlight, func(s *chanState) { s.runs++ }, "while one was in flight"},
+		{"an apply once stopped", func() chanState { s := inFlight; s.phase = StateStopped; return s }(), func(s *chanState) { s.applying = true }, "apply began in phase stopped"},
+		{"an apply counted without one", running, func(s *chanState) { s.counters.Applies++; s.local = "6" }, "applies counted"},
+		{"localRevision moved with no apply", running, func(s *chanState) { s.local = "6" }, "with no apply"},
+		{"localRevision went back in its epoch", applying, func(s *chanState) { s.applying = false; s.local = "4"; s.counters.Applies++ }, "went back"},
+		{"idle with a refresh in flight", inFlight, func(s *chanState) { s.phase = StateIdle }, "idle with a refresh in flight"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			after := tc.before
+			tc.change(&after)
+			err := checkTransition(&tc.before, &after)
+			require.Error(t, err, "got no error, want one containing %q", tc.want)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+	// And the transitions the engine makes pass: begin, gate, apply to a newer revision.
+	after := applying
+	after.applying, after.local, after.counters.Applies = false, "6", 1
+	require.NoError(t, checkTransition(&applying, &after))
+	require.NoError(t, checkTransition(&running, &inFlight))
+	reset := running
+	reset.phase, reset.local, reset.epoch, reset.appliedOnce = StateIdle, ZeroRevision, "", false
+	require.NoError(t, checkTransition(&running, &reset))
+}

@@ -22,12 +22,14 @@ const waitTimeout = 10 * time.Second
 const testTopic = "app-config"
 
 // eventually waits until cond holds, failing the test with what it waited for after
-// waitTimeout. It yields between checks; it never sleeps.
+// waitTimeout or maxYields checks (in a synctest bubble the clock stands still while it
+// spins). It yields between checks; it never sleeps.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	const maxYields = 1 << 26
 	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
+	for n := 0; !cond(); n++ {
+		if time.Now().After(deadline) || n >= maxYields {
 			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
 		}
 		runtime.Gosched()
@@ -265,10 +267,7 @@ func (e *fakeEnv) stopAndDrain(c *Channel) {
 func (e *fakeEnv) settle(c *Channel) {
 	e.t.Helper()
 	eventually(e.t, "the channel to settle (worker idle or blocked in a provider/applier call)", func() bool {
-		c.mu.Lock()
-		working := c.working
-		c.mu.Unlock()
-		if !working {
+		if !busy(c) {
 			return true
 		}
 		e.mu.Lock()
@@ -418,4 +417,14 @@ func readVectors(t testing.TB, name string, v any) {
 	raw, err := os.ReadFile(filepath.Join("..", "testdata", name))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, v), "decoding %s", name)
+}
+
+// busy reports whether c's worker has a refresh in flight or one to begin.
+func busy(c *Channel) bool {
+	busy := false
+	c.view(func(s *chanState) {
+		live := s.phase != StateStopped && s.ctx != nil && s.ctx.Err() == nil
+		busy = s.inFlight || live && (s.dirty || s.fresh)
+	})
+	return busy
 }

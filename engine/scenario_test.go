@@ -156,9 +156,9 @@ func (r *scenarioRunner) run(st scenarioStep, where string) {
 			if r.start.returned() {
 				return true
 			}
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return c.state == StateRunning || c.state == StateStarting && len(c.waiters) > 0
+			ok := false
+			c.view(func(s *chanState) { ok = s.phase == StateRunning || s.phase == StateStarting && len(s.waiters) > 0 })
+			return ok
 		})
 	case "expectStarted":
 		require.NotNil(t, r.start, "%s: no start step before", where)
@@ -330,17 +330,17 @@ func (r *scenarioRunner) expectFailure(err error, st scenarioStep, where string)
 // registered or Refresh returned.
 func goRefresh(t testing.TB, c *Channel) *asyncCall {
 	t.Helper()
-	c.mu.Lock()
-	before := len(c.waiters)
-	c.mu.Unlock()
+	waiters := func() (n int) {
+		c.view(func(s *chanState) { n = len(s.waiters) })
+		return n
+	}
+	before := waiters()
 	call := goCall(func() error { return c.Refresh(context.Background()) })
 	eventually(t, "Refresh to register", func() bool {
 		if call.returned() {
 			return true
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.waiters) > before
+		return waiters() > before
 	})
 	return call
 }

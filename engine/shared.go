@@ -69,7 +69,13 @@ func (s *SharedProvider) Forget() {
 // Close cancels fetches in flight and waits for them. Later requests fail with
 // ErrStopped. Safe to call twice.
 func (s *SharedProvider) Close() {
+	// Cancelled under mu: GetSnapshot checks s.ctx and starts its fetch (wg.Add) in one
+	// critical section, so a request that saw the provider open has added its fetch to wg
+	// before this, and Wait covers it; any later request sees the context ended. Without
+	// the lock, Wait could return before such a request's Add.
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 
@@ -120,7 +126,7 @@ func covers(snapshot Snapshot, req SnapshotRequest) bool {
 	return snapshot.Revision.Compare(req.MinRevision) >= 0
 }
 
-// startFetch must be called with s.mu held.
+// startFetch must be called with s.mu held, after checking s.ctx: see Close.
 func (s *SharedProvider) startFetch() *sharedFetch {
 	s.started++
 	fetch := &sharedFetch{id: s.started, done: make(chan struct{})}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -64,10 +66,7 @@ func (r *sharedRig) converged(t *testing.T, rev Revision) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("every channel to apply %s and go idle", rev), func() bool {
 		for _, c := range r.channels {
-			c.mu.Lock()
-			ok := c.local == rev && !c.working
-			c.mu.Unlock()
-			if !ok {
+			if c.LocalRevision() != rev || busy(c) {
 				return false
 			}
 		}
@@ -237,4 +236,69 @@ func TestSharedProviderTimeoutBoundsHungUpstream(t *testing.T) {
 		env.answerFetch(snap("1"))
 		require.NoError(t, call.wait(t, "GetSnapshot after a timeout"))
 	})
+}
+
+// A request that saw the provider open and is starting its fetch (GetSnapshot holds s.mu
+// from its check of s.ctx to startFetch's wg.Add) must be waited for by Close: that fetch
+// may not run on after Close returned. The test plays the request by holding s.mu itself.
+// Close used to cancel and wait without the lock, so its wg.Wait could return before the
+// request's wg.Add.
+func TestSharedProviderCloseWaitsForAFetchBeingStarted(t *testing.T) {
+	release := make(chan struct{})
+	upstreamCalled := make(chan struct{}, 1)
+	upstream := ProviderFunc(func(context.Context, SnapshotRequest) (Snapshot, error) {
+		upstreamCalled <- struct{}{}
+		<-release // a host that answers whatever the context says
+		return snap("1"), nil
+	})
+	s := NewSharedProvider(upstream, 0)
+	s.mu.Lock() // the request, between its check and wg.Add
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	eventually(t, "Close to return or to wait for the provider's lock", func() bool {
+		select {
+		case <-closed:
+			return true
+		default:
+			return goroutineWaitsIn("sync.Mutex.Lock", "(*SharedProvider).Close")
+		}
+	})
+	select {
+	case <-closed:
+		s.mu.Unlock()
+		t.Fatal("Close returned while a request was starting its fetch: that fetch would run after Close; want Close to wait for it")
+	default:
+	}
+	fetch := s.startFetch()
+	s.mu.Unlock()
+	receive(t, upstreamCalled, "the upstream fetch")
+	select {
+	case <-closed:
+		t.Fatal("Close returned while its fetch was still calling upstream; want Close to wait for it")
+	default:
+	}
+	close(release)
+	receive(t, closed, "Close to return once the fetch ended")
+	select {
+	case <-fetch.done:
+	default:
+		t.Fatal("Close returned before the fetch finished")
+	}
+}
+
+// goroutineWaitsIn reports whether some goroutine is parked for reason (as the runtime
+// prints it, e.g. "sync.Mutex.Lock") with fn on its stack.
+func goroutineWaitsIn(reason, fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "["+reason) && strings.Contains(g, fn) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,21 +1,33 @@
-// Package jsonscan walks JSON that is already known to be valid (json.Valid), without
-// decoding it: the hot paths use it to slice members out of a message with no copies.
-// Every function assumes valid input; on invalid input it returns a position, never
-// panics, and the caller's slower, checked path takes over.
+// Package jsonscan walks JSON without decoding it: the hot paths use it to slice members
+// out of a message, with no copies, once json.Valid has accepted the message.
+//
+// On valid input the functions return the positions documented. On any other input,
+// truncated, malformed, or with an index outside b, they still return a position in
+// [0, len(b)] and never panic: len(b) when the value does not end inside b. A caller that
+// cannot trust its input checks it first (json.Valid) or treats len(b) as "no value".
 package jsonscan
 
 import "bytes"
 
-// SkipSpace returns the index of the first non-whitespace byte at or after i.
+// SkipSpace returns the index of the first non-whitespace byte at or after i, or len(b)
+// if there is none or i is outside b.
 func SkipSpace(b []byte, i int) int {
+	if i < 0 || i > len(b) {
+		return len(b)
+	}
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
 	return i
 }
 
-// SkipValue returns the index just after the value that starts at b[i].
+// SkipValue returns the index just after the value that starts at b[i]: len(b) if the
+// value does not end inside b or i is outside b, and i itself if b[i] cannot start a
+// value (',', ':', '}' or ']').
 func SkipValue(b []byte, i int) int {
+	if i < 0 || i >= len(b) {
+		return len(b)
+	}
 	switch b[i] {
 	case '"':
 		return SkipString(b, i)
@@ -37,15 +49,19 @@ func SkipValue(b []byte, i int) int {
 		return len(b)
 	default: // a number, true, false or null
 		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		for j < len(b) && b[j] != ',' && b[j] != ':' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
 			j++
 		}
 		return j
 	}
 }
 
-// SkipString returns the index just after the string that starts at b[i].
+// SkipString returns the index just after the string whose opening quote is b[i], or
+// len(b) if it is not closed inside b or i is outside b.
 func SkipString(b []byte, i int) int {
+	if i < 0 || i >= len(b) {
+		return len(b)
+	}
 	for j := i + 1; j < len(b); j++ {
 		k := bytes.IndexAny(b[j:], `"\`)
 		if k < 0 {
