@@ -1,0 +1,369 @@
+// Package strictjson decodes JSON so that every reader gets the same message out of it:
+// encoding/json takes "Channel" for "channel", keeps the last of two equal member names
+// and reads the lone surrogate escapes "\ud800" and "\udbff" both as U+FFFD, where
+// JavaScript's JSON.parse reads three different things. A relay that checks a message
+// with one reader and a sidecar that executes it with the other can then disagree on what
+// it says. Decode refuses every such message, and bytes that are not UTF-8, with a typed
+// *Error naming the member; what it accepts, it decodes exactly as json.Unmarshal does.
+package strictjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"unicode/utf8"
+)
+
+// Options are Decode's choices; the zero value ignores unknown members, as
+// json.Unmarshal does.
+type Options struct {
+	// DisallowUnknown refuses a member the target struct has no field for (Kind Unknown),
+	// at every level decoded: for params where a misspelt optional member would change
+	// behaviour silently (a compare-and-set turned into a blind write).
+	DisallowUnknown bool
+}
+
+// Decode is Options{}.Decode.
+func Decode(data []byte, v any) error { return Options{}.Decode(data, v) }
+
+// Decode stores the JSON value in data in v, a non-nil pointer, as json.Unmarshal does,
+// after checking that it reads the same to any JSON reader. It refuses, with an *Error:
+//
+//   - bytes that are not UTF-8, anywhere in data, opaque values included (InvalidUTF8);
+//   - a member name given twice in one object (Duplicate), in every object it inspects:
+//     structs, maps and interface values, at any depth;
+//   - a member name that differs only in case from a field of the target struct
+//     (CaseVariant), with encoding/json's own folding (so "\u212a" for "k" too);
+//   - a lone surrogate escape in a member name, or in a string decoded into a Go string,
+//     a []byte's base64, a map key or an interface value (LoneSurrogate);
+//   - a member the struct has no field for, with DisallowUnknown (Unknown).
+//
+// Values that reach an UnmarshalJSON method, json.RawMessage among them (the opaque user
+// data), are not inspected inside: only their bytes are checked to be UTF-8. Values of
+// unknown members are skipped, not inspected. Syntax and type errors come from
+// encoding/json, wrapped in an *Error (Syntax, Type). When data breaks several rules, a
+// syntax error wins, then invalid UTF-8, then the first other problem in reading order.
+func (o Options) Decode(data []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return json.Unmarshal(data, v) // its *json.InvalidUnmarshalError: a caller's bug
+	}
+	if !utf8.Valid(data) {
+		if !json.Valid(data) {
+			return syntaxError(data, rv.Type())
+		}
+		return utf8Error(data)
+	}
+	sc := scanner{data: data, opts: o}
+	i, err := sc.value(skipSpace(data, 0), rv.Type().Elem())
+	if err == nil && skipSpace(data, i) != len(data) {
+		err = errSyntax
+	}
+	if err != nil {
+		if errors.Is(err, errSyntax) || !json.Valid(data) {
+			return syntaxError(data, rv.Type())
+		}
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return wrapUnmarshalError(err)
+	}
+	return nil
+}
+
+// syntaxError words a syntax error with encoding/json, decoding into a fresh value so v is
+// untouched whatever happens.
+func syntaxError(data []byte, t reflect.Type) error {
+	err := json.Unmarshal(data, reflect.New(t.Elem()).Interface())
+	if err == nil {
+		// The scanner gave up on JSON that encoding/json reads: a bug here, reported as
+		// such rather than accepted unchecked.
+		return &Error{Kind: Syntax, Err: errors.New("strictjson could not read this JSON, which encoding/json reads (a bug in internal/strictjson)")}
+	}
+	return wrapUnmarshalError(err)
+}
+
+func wrapUnmarshalError(err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return &Error{Kind: Syntax, Offset: int(syn.Offset), Err: err}
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return &Error{Kind: Type, Path: typeErr.Field, Offset: int(typeErr.Offset), Err: err}
+	}
+	return &Error{Kind: Type, Err: err}
+}
+
+// scanner walks data along the target type, one pass, before encoding/json decodes it.
+type scanner struct {
+	data  []byte
+	opts  Options
+	path  []frame // where the walk is, turned into Error.Path only on error
+	depth int
+}
+
+func (s *scanner) fail(kind Kind, offset int, member []byte, known string) *Error {
+	frames := s.path
+	if member != nil {
+		frames = append(frames[:len(frames):len(frames)], frame{name: member})
+	}
+	e := &Error{Kind: kind, Path: formatPath(frames), Offset: offset, Known: known}
+	if member != nil {
+		e.Member = boundName(member)
+	}
+	return e
+}
+
+// value checks the value at data[i] as read into a t, and returns the index after it.
+func (s *scanner) value(i int, t reflect.Type) (int, error) {
+	if i >= len(s.data) {
+		return 0, errSyntax
+	}
+	s.depth++
+	defer func() { s.depth-- }()
+	if s.depth > maxDepth {
+		return 0, errSyntax
+	}
+	info := infoOf(t)
+	c := s.data[i]
+	switch {
+	case info.shape == shapeString && c == '"':
+		return s.stringValue(i)
+	case info.shape == shapeStruct && c == '{':
+		return s.object(i, info)
+	case info.shape == shapeMap && c == '{':
+		return s.mapObject(i, info.elem)
+	case info.shape == shapeList && c == '[':
+		return s.list(i, info.elem)
+	case info.shape == shapeAny:
+		return s.anyValue(i)
+	}
+	// opaque, or a JSON type the Go type does not take (encoding/json words that).
+	return skipValue(s.data, i)
+}
+
+func (s *scanner) stringValue(i int) (int, error) {
+	end, err := stringEnd(s.data, i)
+	if err != nil {
+		return 0, err
+	}
+	if k := loneSurrogate(s.data[i+1 : end-1]); k >= 0 {
+		return 0, s.fail(LoneSurrogate, i+1+k, nil, "")
+	}
+	return end, nil
+}
+
+// name reads the member name at data[i] and the colon after it: the decoded name, the
+// index of its value.
+func (s *scanner) name(i int) ([]byte, int, error) {
+	if i >= len(s.data) || s.data[i] != '"' {
+		return nil, 0, errSyntax
+	}
+	end, err := stringEnd(s.data, i)
+	if err != nil {
+		return nil, 0, err
+	}
+	name, lone, ok := unquote(s.data[i+1 : end-1])
+	if !ok {
+		return nil, 0, errSyntax
+	}
+	if lone >= 0 {
+		e := s.fail(LoneSurrogate, i+1+lone, nil, "")
+		e.inName = true
+		return nil, 0, e
+	}
+	j := skipSpace(s.data, end)
+	if j >= len(s.data) || s.data[j] != ':' {
+		return nil, 0, errSyntax
+	}
+	return name, skipSpace(s.data, j+1), nil
+}
+
+// members calls member for each member of the object at data[i], with the decoded name,
+// the name's offset and the index of the value; member returns the index after the value.
+func (s *scanner) members(i int, member func(name []byte, at, value int) (int, error)) (int, error) {
+	i = skipSpace(s.data, i+1)
+	if i < len(s.data) && s.data[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		name, v, err := s.name(i)
+		if err != nil {
+			return 0, err
+		}
+		if i, err = member(name, i, v); err != nil {
+			return 0, err
+		}
+		i = skipSpace(s.data, i)
+		if i >= len(s.data) {
+			return 0, errSyntax
+		}
+		switch s.data[i] {
+		case ',':
+			i = skipSpace(s.data, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return 0, errSyntax
+		}
+	}
+}
+
+// nameSet finds repeated names among those added; small objects (nearly all) compare in
+// a slice, large ones switch to a map.
+type nameSet struct {
+	list [8][]byte
+	n    int
+	big  map[string]struct{}
+}
+
+// add reports false when name was already added.
+func (ns *nameSet) add(name []byte) bool {
+	if ns.big != nil {
+		if _, dup := ns.big[string(name)]; dup {
+			return false
+		}
+		ns.big[string(name)] = struct{}{}
+		return true
+	}
+	for _, seen := range ns.list[:ns.n] {
+		if bytes.Equal(seen, name) {
+			return false
+		}
+	}
+	if ns.n < len(ns.list) {
+		ns.list[ns.n] = name
+		ns.n++
+		return true
+	}
+	ns.big = make(map[string]struct{}, 2*len(ns.list))
+	for _, seen := range ns.list {
+		ns.big[string(seen)] = struct{}{}
+	}
+	ns.big[string(name)] = struct{}{}
+	return true
+}
+
+func (s *scanner) object(i int, info *typeInfo) (int, error) {
+	var (
+		seenLow  uint64 // fields 0–63 seen
+		seenHigh map[int]bool
+		unknown  nameSet
+	)
+	return s.members(i, func(name []byte, at, v int) (int, error) {
+		k, ok := info.byName[string(name)]
+		if !ok {
+			for _, f := range info.fields {
+				if bytes.EqualFold(name, []byte(f.name)) {
+					return 0, s.fail(CaseVariant, at, name, f.name)
+				}
+			}
+			if s.opts.DisallowUnknown {
+				return 0, s.fail(Unknown, at, name, info.known)
+			}
+			if !unknown.add(name) {
+				return 0, s.fail(Duplicate, at, name, "")
+			}
+			return skipValue(s.data, v)
+		}
+		if k < 64 {
+			if seenLow&(1<<k) != 0 {
+				return 0, s.fail(Duplicate, at, name, "")
+			}
+			seenLow |= 1 << k
+		} else {
+			if seenHigh[k] {
+				return 0, s.fail(Duplicate, at, name, "")
+			}
+			if seenHigh == nil {
+				seenHigh = map[int]bool{}
+			}
+			seenHigh[k] = true
+		}
+		f := info.fields[k]
+		if f.quoted {
+			return skipValue(s.data, v)
+		}
+		s.path = append(s.path, frame{name: name})
+		end, err := s.value(v, f.typ)
+		s.path = s.path[:len(s.path)-1]
+		return end, err
+	})
+}
+
+// mapObject checks a JSON object read into a map, or into an interface value (elem nil):
+// no repeated key, and each value as an elem.
+func (s *scanner) mapObject(i int, elem reflect.Type) (int, error) {
+	var keys nameSet
+	return s.members(i, func(name []byte, at, v int) (int, error) {
+		if !keys.add(name) {
+			return 0, s.fail(Duplicate, at, name, "")
+		}
+		s.path = append(s.path, frame{name: name})
+		var end int
+		var err error
+		if elem == nil {
+			end, err = s.anyValue(v)
+		} else {
+			end, err = s.value(v, elem)
+		}
+		s.path = s.path[:len(s.path)-1]
+		return end, err
+	})
+}
+
+func (s *scanner) list(i int, elem reflect.Type) (int, error) {
+	i = skipSpace(s.data, i+1)
+	if i < len(s.data) && s.data[i] == ']' {
+		return i + 1, nil
+	}
+	for n := 0; ; n++ {
+		s.path = append(s.path, frame{index: n})
+		var err error
+		if elem == nil {
+			i, err = s.anyValue(i)
+		} else {
+			i, err = s.value(i, elem)
+		}
+		s.path = s.path[:len(s.path)-1]
+		if err != nil {
+			return 0, err
+		}
+		i = skipSpace(s.data, i)
+		if i >= len(s.data) {
+			return 0, errSyntax
+		}
+		switch s.data[i] {
+		case ',':
+			i = skipSpace(s.data, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return 0, errSyntax
+		}
+	}
+}
+
+// anyValue checks a value read into an interface: encoding/json makes maps of objects
+// (the last of repeated keys wins) and strings of strings (lone surrogates become U+FFFD).
+func (s *scanner) anyValue(i int) (int, error) {
+	if i >= len(s.data) {
+		return 0, errSyntax
+	}
+	s.depth++
+	defer func() { s.depth-- }()
+	if s.depth > maxDepth {
+		return 0, errSyntax
+	}
+	switch s.data[i] {
+	case '"':
+		return s.stringValue(i)
+	case '{':
+		return s.mapObject(i, nil)
+	case '[':
+		return s.list(i, nil)
+	}
+	return skipValue(s.data, i)
+}
