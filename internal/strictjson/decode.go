@@ -49,25 +49,33 @@ func (o Options) Decode(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return json.Unmarshal(data, v) // its *json.InvalidUnmarshalError: a caller's bug
 	}
+	if err := o.check(data, rv.Type()); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return wrapUnmarshalError(err)
+	}
+	return nil
+}
+
+// check is Decode without the decode: every rule, for a *T.
+func (o Options) check(data []byte, t reflect.Type) error {
 	if !utf8.Valid(data) {
 		if !json.Valid(data) {
-			return syntaxError(data, rv.Type())
+			return syntaxError(data, t)
 		}
 		return utf8Error(data)
 	}
 	sc := scanner{data: data, opts: o}
-	i, err := sc.value(skipSpace(data, 0), rv.Type().Elem())
+	i, err := sc.value(skipSpace(data, 0), infoOf(t.Elem()))
 	if err == nil && skipSpace(data, i) != len(data) {
 		err = errSyntax
 	}
 	if err != nil {
 		if errors.Is(err, errSyntax) || !json.Valid(data) {
-			return syntaxError(data, rv.Type())
+			return syntaxError(data, t)
 		}
 		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return wrapUnmarshalError(err)
 	}
 	return nil
 }
@@ -100,33 +108,36 @@ func wrapUnmarshalError(err error) error {
 type scanner struct {
 	data  []byte
 	opts  Options
-	path  []frame // where the walk is, turned into Error.Path only on error
 	depth int
 }
 
+// fail reports a problem at data[offset]: in the member name member, or in a value when
+// member is nil. The walk keeps no path, so that reading costs nothing for it: the path
+// is found again from the offset, on error only.
 func (s *scanner) fail(kind Kind, offset int, member []byte, known string) *Error {
-	frames := s.path
+	path, inName := pathAt(s.data, offset)
+	e := &Error{Kind: kind, Path: path, Offset: offset, Known: known, inName: inName}
 	if member != nil {
-		frames = append(frames[:len(frames):len(frames)], frame{name: member})
-	}
-	e := &Error{Kind: kind, Path: formatPath(frames), Offset: offset, Known: known}
-	if member != nil {
+		e.Path = appendPath(path, frame{name: member})
 		e.Member = boundName(member)
+		e.inName = false
 	}
 	return e
 }
 
-// value checks the value at data[i] as read into a t, and returns the index after it.
-func (s *scanner) value(i int, t reflect.Type) (int, error) {
-	if i >= len(s.data) {
+// value checks the value at data[i] as read into a Go value described by info, and
+// returns the index after it.
+func (s *scanner) value(i int, info *typeInfo) (int, error) {
+	if i >= len(s.data) || s.depth >= maxDepth {
 		return 0, errSyntax
 	}
 	s.depth++
-	defer func() { s.depth-- }()
-	if s.depth > maxDepth {
-		return 0, errSyntax
-	}
-	info := infoOf(t)
+	end, err := s.valueAt(i, info)
+	s.depth--
+	return end, err
+}
+
+func (s *scanner) valueAt(i int, info *typeInfo) (int, error) {
 	c := s.data[i]
 	switch {
 	case info.shape == shapeString && c == '"':
@@ -134,11 +145,11 @@ func (s *scanner) value(i int, t reflect.Type) (int, error) {
 	case info.shape == shapeStruct && c == '{':
 		return s.object(i, info)
 	case info.shape == shapeMap && c == '{':
-		return s.mapObject(i, info.elem)
+		return s.mapObject(i, info.elemInfo())
 	case info.shape == shapeList && c == '[':
-		return s.list(i, info.elem)
+		return s.list(i, info.elemInfo())
 	case info.shape == shapeAny:
-		return s.anyValue(i)
+		return s.anyValueAt(i)
 	}
 	// opaque, or a JSON type the Go type does not take (encoding/json words that).
 	return skipValue(s.data, i)
@@ -170,9 +181,7 @@ func (s *scanner) name(i int) ([]byte, int, error) {
 		return nil, 0, errSyntax
 	}
 	if lone >= 0 {
-		e := s.fail(LoneSurrogate, i+1+lone, nil, "")
-		e.inName = true
-		return nil, 0, e
+		return nil, 0, s.fail(LoneSurrogate, i+1+lone, nil, "")
 	}
 	j := skipSpace(s.data, end)
 	if j >= len(s.data) || s.data[j] != ':' {
@@ -181,34 +190,20 @@ func (s *scanner) name(i int) ([]byte, int, error) {
 	return name, skipSpace(s.data, j+1), nil
 }
 
-// members calls member for each member of the object at data[i], with the decoded name,
-// the name's offset and the index of the value; member returns the index after the value.
-func (s *scanner) members(i int, member func(name []byte, at, value int) (int, error)) (int, error) {
-	i = skipSpace(s.data, i+1)
-	if i < len(s.data) && s.data[i] == '}' {
-		return i + 1, nil
+// nextMember moves past the value that ended at data[i]: the index of the next member's
+// name, or done at the end of the object.
+func (s *scanner) nextMember(i int) (next int, done bool, err error) {
+	i = skipSpace(s.data, i)
+	if i >= len(s.data) {
+		return 0, false, errSyntax
 	}
-	for {
-		name, v, err := s.name(i)
-		if err != nil {
-			return 0, err
-		}
-		if i, err = member(name, i, v); err != nil {
-			return 0, err
-		}
-		i = skipSpace(s.data, i)
-		if i >= len(s.data) {
-			return 0, errSyntax
-		}
-		switch s.data[i] {
-		case ',':
-			i = skipSpace(s.data, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return 0, errSyntax
-		}
+	switch s.data[i] {
+	case ',':
+		return skipSpace(s.data, i+1), false, nil
+	case '}':
+		return i + 1, true, nil
 	}
+	return 0, false, errSyntax
 }
 
 // nameSet finds repeated names among those added; small objects (nearly all) compare in
@@ -252,11 +247,21 @@ func (s *scanner) object(i int, info *typeInfo) (int, error) {
 		seenHigh map[int]bool
 		unknown  nameSet
 	)
-	return s.members(i, func(name []byte, at, v int) (int, error) {
+	i = skipSpace(s.data, i+1)
+	if i < len(s.data) && s.data[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		at := i
+		name, v, err := s.name(i)
+		if err != nil {
+			return 0, err
+		}
 		k, ok := info.byName[string(name)]
-		if !ok {
+		switch {
+		case !ok:
 			for _, f := range info.fields {
-				if bytes.EqualFold(name, []byte(f.name)) {
+				if bytes.EqualFold(name, f.nameBytes) {
 					return 0, s.fail(CaseVariant, at, name, f.name)
 				}
 			}
@@ -266,68 +271,79 @@ func (s *scanner) object(i int, info *typeInfo) (int, error) {
 			if !unknown.add(name) {
 				return 0, s.fail(Duplicate, at, name, "")
 			}
-			return skipValue(s.data, v)
-		}
-		if k < 64 {
-			if seenLow&(1<<k) != 0 {
-				return 0, s.fail(Duplicate, at, name, "")
+			i, err = skipValue(s.data, v)
+		case k < 64 && seenLow&(1<<k) != 0, k >= 64 && seenHigh[k]:
+			return 0, s.fail(Duplicate, at, name, "")
+		default:
+			if k < 64 {
+				seenLow |= 1 << k
+			} else {
+				if seenHigh == nil {
+					seenHigh = map[int]bool{}
+				}
+				seenHigh[k] = true
 			}
-			seenLow |= 1 << k
-		} else {
-			if seenHigh[k] {
-				return 0, s.fail(Duplicate, at, name, "")
+			f := &info.fields[k]
+			if f.quoted {
+				i, err = skipValue(s.data, v)
+				break
 			}
-			if seenHigh == nil {
-				seenHigh = map[int]bool{}
-			}
-			seenHigh[k] = true
+			i, err = s.value(v, f.info())
 		}
-		f := info.fields[k]
-		if f.quoted {
-			return skipValue(s.data, v)
+		if err != nil {
+			return 0, err
 		}
-		s.path = append(s.path, frame{name: name})
-		end, err := s.value(v, f.typ)
-		s.path = s.path[:len(s.path)-1]
-		return end, err
-	})
+		var done bool
+		if i, done, err = s.nextMember(i); err != nil || done {
+			return i, err
+		}
+	}
 }
 
 // mapObject checks a JSON object read into a map, or into an interface value (elem nil):
 // no repeated key, and each value as an elem.
-func (s *scanner) mapObject(i int, elem reflect.Type) (int, error) {
+func (s *scanner) mapObject(i int, elem *typeInfo) (int, error) {
 	var keys nameSet
-	return s.members(i, func(name []byte, at, v int) (int, error) {
+	i = skipSpace(s.data, i+1)
+	if i < len(s.data) && s.data[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		at := i
+		name, v, err := s.name(i)
+		if err != nil {
+			return 0, err
+		}
 		if !keys.add(name) {
 			return 0, s.fail(Duplicate, at, name, "")
 		}
-		s.path = append(s.path, frame{name: name})
-		var end int
-		var err error
 		if elem == nil {
-			end, err = s.anyValue(v)
+			i, err = s.anyValue(v)
 		} else {
-			end, err = s.value(v, elem)
+			i, err = s.value(v, elem)
 		}
-		s.path = s.path[:len(s.path)-1]
-		return end, err
-	})
+		if err != nil {
+			return 0, err
+		}
+		var done bool
+		if i, done, err = s.nextMember(i); err != nil || done {
+			return i, err
+		}
+	}
 }
 
-func (s *scanner) list(i int, elem reflect.Type) (int, error) {
+func (s *scanner) list(i int, elem *typeInfo) (int, error) {
 	i = skipSpace(s.data, i+1)
 	if i < len(s.data) && s.data[i] == ']' {
 		return i + 1, nil
 	}
 	for n := 0; ; n++ {
-		s.path = append(s.path, frame{index: n})
 		var err error
 		if elem == nil {
 			i, err = s.anyValue(i)
 		} else {
 			i, err = s.value(i, elem)
 		}
-		s.path = s.path[:len(s.path)-1]
 		if err != nil {
 			return 0, err
 		}
@@ -349,14 +365,16 @@ func (s *scanner) list(i int, elem reflect.Type) (int, error) {
 // anyValue checks a value read into an interface: encoding/json makes maps of objects
 // (the last of repeated keys wins) and strings of strings (lone surrogates become U+FFFD).
 func (s *scanner) anyValue(i int) (int, error) {
-	if i >= len(s.data) {
+	if i >= len(s.data) || s.depth >= maxDepth {
 		return 0, errSyntax
 	}
 	s.depth++
-	defer func() { s.depth-- }()
-	if s.depth > maxDepth {
-		return 0, errSyntax
-	}
+	end, err := s.anyValueAt(i)
+	s.depth--
+	return end, err
+}
+
+func (s *scanner) anyValueAt(i int) (int, error) {
 	switch s.data[i] {
 	case '"':
 		return s.stringValue(i)

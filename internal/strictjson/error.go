@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -124,27 +123,26 @@ const maxNameInError = 64
 
 // formatPath renders frames as Error.Path.
 func formatPath(frames []frame) string {
-	var b strings.Builder
+	path := ""
 	for _, f := range frames {
-		if f.name == nil {
-			b.WriteByte('[')
-			b.WriteString(strconv.Itoa(f.index))
-			b.WriteByte(']')
-			continue
-		}
-		name := boundName(f.name)
-		if isIdentifier(name) {
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(name)
-			continue
-		}
-		b.WriteByte('[')
-		b.WriteString(strconv.Quote(name))
-		b.WriteByte(']')
+		path = appendPath(path, f)
 	}
-	return b.String()
+	return path
+}
+
+// appendPath returns path with one more step.
+func appendPath(path string, f frame) string {
+	if f.name == nil {
+		return path + "[" + strconv.Itoa(f.index) + "]"
+	}
+	name := boundName(f.name)
+	if !isIdentifier(name) {
+		return path + "[" + strconv.Quote(name) + "]"
+	}
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }
 
 // boundName cuts a name to maxNameInError bytes on a character boundary, marking the cut:

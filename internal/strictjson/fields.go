@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 )
 
@@ -27,15 +28,39 @@ const (
 type typeInfo struct {
 	shape  shape
 	elem   reflect.Type // shapeMap, shapeList: the element type
-	fields []field      // shapeStruct, in declaration order
+	elemP  atomic.Pointer[typeInfo]
+	fields []field // shapeStruct, in declaration order
 	byName map[string]int
 	known  string // the field names, comma-separated, for Unknown errors
 }
 
 type field struct {
-	name   string
-	typ    reflect.Type
-	quoted bool // the ",string" option: the value is a string holding JSON, read by encoding/json
+	name      string
+	nameBytes []byte
+	typ       reflect.Type
+	quoted    bool // the ",string" option: the value is a string holding JSON, read by encoding/json
+	typInfo   *atomic.Pointer[typeInfo]
+}
+
+// info is infoOf(f.typ), remembered: looked up on first use, not when the struct's info
+// is built, so that a recursive type does not build itself forever.
+func (f *field) info() *typeInfo {
+	if ti := f.typInfo.Load(); ti != nil {
+		return ti
+	}
+	ti := infoOf(f.typ)
+	f.typInfo.Store(ti)
+	return ti
+}
+
+// elemInfo is infoOf(t.elem), remembered as field.info is.
+func (t *typeInfo) elemInfo() *typeInfo {
+	if ti := t.elemP.Load(); ti != nil {
+		return ti
+	}
+	ti := infoOf(t.elem)
+	t.elemP.Store(ti)
+	return ti
 }
 
 // types caches typeInfo per reflect.Type, as encoding/json caches its field lists: types
@@ -144,7 +169,8 @@ func structInfo(t reflect.Type) *typeInfo {
 			for _, o := range strings.Split(opts, ",") {
 				quoted = quoted || o == "string"
 			}
-			all = append(all, candidate{field: field{name: name, typ: sf.Type, quoted: quoted}, depth: depth, tagged: tagged})
+			f := field{name: name, nameBytes: []byte(name), typ: sf.Type, quoted: quoted, typInfo: new(atomic.Pointer[typeInfo])}
+			all = append(all, candidate{field: f, depth: depth, tagged: tagged})
 		}
 	}
 	walk(t, 0, map[reflect.Type]bool{})
