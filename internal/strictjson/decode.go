@@ -53,7 +53,7 @@ func (o Options) Decode(data []byte, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return wrapUnmarshalError(err)
+		return wrapUnmarshalError(data, err)
 	}
 	return nil
 }
@@ -89,17 +89,23 @@ func syntaxError(data []byte, t reflect.Type) error {
 		// such rather than accepted unchecked.
 		return &Error{Kind: Syntax, Err: errors.New("strictjson could not read this JSON, which encoding/json reads (a bug in internal/strictjson)")}
 	}
-	return wrapUnmarshalError(err)
+	return wrapUnmarshalError(data, err)
 }
 
-func wrapUnmarshalError(err error) error {
+func wrapUnmarshalError(data []byte, err error) error {
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
 		return &Error{Kind: Syntax, Offset: int(syn.Offset), Err: err}
 	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return &Error{Kind: Type, Path: typeErr.Field, Offset: int(typeErr.Offset), Err: err}
+		// Field leaves out map keys and array indexes ("topics.revision"); the offset,
+		// just after the value, finds them.
+		path := typeErr.Field
+		if p, _ := pathAt(data, int(typeErr.Offset)-1); p != "" {
+			path = p
+		}
+		return &Error{Kind: Type, Path: path, Offset: int(typeErr.Offset), Err: err}
 	}
 	return &Error{Kind: Type, Err: err}
 }

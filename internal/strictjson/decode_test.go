@@ -134,6 +134,8 @@ var rules = []ruleCase{
 	{rule: "trailing data is a syntax error", in: `{"channel":"a"} x`, into: open, kind: Syntax},
 	{rule: "a duplicate in broken JSON is a syntax error first", in: `{"channel":"a","channel":"b"`, into: open, kind: Syntax},
 	{rule: "a wrong type names the member", in: `{"options":{"callTimeoutMs":"5"}}`, into: open, kind: Type, path: "options.callTimeoutMs", message: "want a number, got a JSON string"},
+	{rule: "a wrong type in a slice element names its index", in: `{"items":[{"topic":"a"},{"topic":7}]}`, into: list, kind: Type, path: "items[1].topic", message: "want a string, got a JSON number"},
+	{rule: "a wrong type in a map value names its key", in: `{"byKey":{"app-config":{"options":[1]}}}`, into: list, kind: Type, path: `byKey["app-config"].options`, message: "want an object, got a JSON array"},
 	{rule: "an array for an object is a type error", in: `[1,2]`, into: open, kind: Type, message: "want an object, got a JSON array"},
 	{rule: "a bad escape is a syntax error", in: `{"channel":"\x"}`, into: open, kind: Syntax},
 }

@@ -74,6 +74,10 @@ func pathAt(b []byte, off int) (found string, inName bool) {
 		if i >= len(b) || len(path) > maxDepth {
 			return 0, false
 		}
+		if off <= i { // the container itself: its opening bracket
+			found = formatPath(path)
+			return 0, false
+		}
 		switch b[i] {
 		case '{':
 			i = skipSpace(b, i+1)
