@@ -55,23 +55,34 @@ func skipValue(b []byte, i int) (int, error) {
 	case '"':
 		return stringEnd(b, i)
 	case '{', '[':
-		// One byte loop, strings included: opaque values are mostly short strings, numbers
-		// and punctuation, where a memchr call per string costs more than it saves.
+		// One loop over the bytes, strings included, stopping only at the bytes that
+		// matter (a table lookup per byte): opaque values are mostly short strings,
+		// numbers and punctuation, where a memchr call per string costs more than it saves.
 		depth := 0
 		for j := i; j < len(b); j++ {
+			for j < len(b) && !structural[b[j]] {
+				j++
+			}
+			if j == len(b) {
+				break
+			}
 			switch b[j] {
 			case '"':
-				for j++; j < len(b) && b[j] != '"'; j++ {
-					if b[j] == '\\' {
+				for j++; j < len(b); j++ {
+					for j < len(b) && !inString[b[j]] {
 						j++
 					}
+					if j == len(b) || b[j] == '"' {
+						break
+					}
+					j++ // a backslash: the byte after it is escaped
 				}
 			case '{', '[':
 				depth++
 				if depth > maxDepth {
 					return 0, errSyntax
 				}
-			case '}', ']':
+			default: // '}', ']'
 				depth--
 				if depth == 0 {
 					return j + 1, nil
@@ -89,6 +100,16 @@ func skipValue(b []byte, i int) (int, error) {
 	}
 	return j, nil
 }
+
+// structural marks the bytes skipValue stops at outside strings, inString those it
+// stops at inside one.
+var structural, inString = func() (s, in [256]bool) {
+	for _, c := range []byte(`"{}[]`) {
+		s[c] = true
+	}
+	in['"'], in['\\'] = true, true
+	return s, in
+}()
 
 func isLiteralByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c == '-' || c == '+' || c == '.' || c == 'E'
