@@ -1,10 +1,3 @@
-// Package strictjson decodes JSON so that every reader gets the same message out of it:
-// encoding/json takes "Channel" for "channel", keeps the last of two equal member names
-// and reads the lone surrogate escapes "\ud800" and "\udbff" both as U+FFFD, where
-// JavaScript's JSON.parse reads three different things. A relay that checks a message
-// with one reader and a sidecar that executes it with the other can then disagree on what
-// it says. Decode refuses every such message, and bytes that are not UTF-8, with a typed
-// *Error naming the member; what it accepts, it decodes exactly as json.Unmarshal does.
 package strictjson
 
 import (
