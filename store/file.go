@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/state-sync/state-sync/engine"
+	"github.com/state-sync/state-sync/internal/strictjson"
 )
 
 // The file format, one JSON document:
@@ -57,6 +59,12 @@ func OpenFile(path string, maxBytes int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store file %s: %w", path, err)
 	}
+	// Before the lock, which would create PATH.lock next to a device (/dev/zero.lock).
+	if info, err := os.Stat(abs); err == nil {
+		if err := requireRegular(abs, info); err != nil {
+			return nil, err
+		}
+	}
 	lock, err := acquireLock(abs+".lock", lockWait)
 	if err != nil {
 		return nil, fmt.Errorf("store file %s: %w", abs, err)
@@ -90,10 +98,80 @@ func followLinks(path string) (string, error) {
 	return "", errors.New("too many levels of symbolic links")
 }
 
+// fileSizeFactor bounds the store file read at start: at most fileSizeFactor times
+// --max-store-bytes (the largest data of one topic), and never less than minFileLimit.
+// A file over it is refused unread, so a wrong --store-file (a disk image, a sparse file of
+// gigabytes) costs no memory. The file holds every topic, so this allows 16 topics at the
+// per-topic limit; docs/store.md says how to raise it.
+const fileSizeFactor = 16
+
+// minFileLimit keeps a small --max-store-bytes from refusing a store of a few small topics.
+const minFileLimit = 1 << 20
+
+// fileLimit is the largest store file OpenFile reads, in bytes, for a --max-store-bytes of
+// maxBytes.
+func fileLimit(maxBytes int) int64 {
+	return max(int64(maxBytes)*fileSizeFactor, minFileLimit)
+}
+
+// requireRegular refuses anything at the store path but a regular file (after symlinks):
+// a FIFO would block start-up until some writer came, a device (/dev/zero) never ends,
+// and no rename could ever replace either with the saved store.
+func requireRegular(abs string, info fs.FileInfo) error {
+	if info.Mode().IsRegular() {
+		return nil
+	}
+	what := "not a regular file"
+	switch t := info.Mode().Type(); {
+	case t&fs.ModeDir != 0:
+		what = "a folder"
+	case t&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case t&fs.ModeSocket != 0:
+		what = "a socket"
+	case t&fs.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("store file %s is %s, not a regular file: give --store-file the path of a store file, or of one to create", abs, what)
+}
+
+// readStore reads the store file, refusing what is not a regular file or is over limit
+// bytes before reading it; raw is nil when the file does not exist.
+func readStore(abs string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(abs, os.O_RDONLY|openReadFlag, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Again on the open file: the path may have been replaced since OpenFile looked.
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRegular(abs, info); err != nil {
+		return nil, err
+	}
+	tooLarge := func(size int64) error {
+		return fmt.Errorf("store file %s is %d bytes or more, over the limit of %d bytes (%d × --max-store-bytes, at least 1 MiB): it was left untouched; if it is your store, start with --max-store-bytes %d or more", abs, size, limit, fileSizeFactor, (size+fileSizeFactor-1)/fileSizeFactor)
+	}
+	if info.Size() > limit {
+		return nil, tooLarge(info.Size())
+	}
+	// The size was read before the bytes: a file still growing is cut at limit+1.
+	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > limit {
+		return nil, tooLarge(int64(len(raw)))
+	}
+	return raw, nil
+}
+
 func openLocked(abs string, maxBytes int) (*Store, error) {
 	b := &fileBackend{path: abs}
 	s := &Store{maxBytes: maxBytes, file: b, topics: map[string]entry{}}
-	raw, err := os.ReadFile(abs)
+	raw, err := readStore(abs, fileLimit(maxBytes))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.epoch = newEpoch()
@@ -102,7 +180,11 @@ func openLocked(abs string, maxBytes int) (*Store, error) {
 		}
 		return s, nil
 	case err != nil:
-		return nil, fmt.Errorf("store file %s: %w", abs, err)
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			return nil, fmt.Errorf("store file %s: %w", abs, err)
+		}
+		return nil, err
 	}
 	doc, err := parseFile(raw)
 	if err != nil {
@@ -147,31 +229,54 @@ func (b *fileBackend) close() error {
 	return err
 }
 
+// parseFile reads a store document, refusing as damage anything another reader could
+// read differently or that the next write would silently drop: member names repeated or
+// differing only in case ("FORMAT", a topic twice, where one copy would be lost at the
+// next write), members it does not know, bytes that are not UTF-8, lone surrogate
+// escapes in names, a missing or null "topics", an empty topic name.
 func parseFile(raw []byte) (fileDoc, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return fileDoc{}, errors.New("the file is empty (truncated?)")
 	}
 	var doc fileDoc
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&doc); err != nil {
-		return fileDoc{}, fmt.Errorf("not valid JSON: %v", err)
+	if err := (strictjson.Options{DisallowUnknown: true}).Decode(raw, &doc); err != nil {
+		var serr *strictjson.Error
+		if errors.As(err, &serr) && serr.Kind == strictjson.Syntax {
+			// encoding/json says "invalid character"; say what a person can act on.
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			var v json.RawMessage
+			if dec.Decode(&v) == nil && dec.More() {
+				return fileDoc{}, errors.New("trailing data after the JSON document")
+			}
+			return fileDoc{}, fmt.Errorf("not valid JSON: %v", serr.Err)
+		}
+		if errors.As(err, &serr) && serr.Kind == strictjson.Unknown {
+			// Another program's JSON, or a newer store: say that rather than name a member.
+			var head struct {
+				Format  string `json:"format"`
+				Version int    `json:"version"`
+			}
+			if strictjson.Decode(raw, &head) == nil {
+				if err := checkHead(head.Format, head.Version); err != nil {
+					return fileDoc{}, err
+				}
+			}
+		}
+		return fileDoc{}, err
 	}
-	if dec.More() {
-		return fileDoc{}, errors.New("trailing data after the JSON document")
+	if err := checkHead(doc.Format, doc.Version); err != nil {
+		return fileDoc{}, err
 	}
-	if doc.Format != fileFormat {
-		return fileDoc{}, fmt.Errorf("format is %q, want %q", doc.Format, fileFormat)
-	}
-	if doc.Version != fileVersion {
-		return fileDoc{}, fmt.Errorf("version %d, this sidecar reads version %d", doc.Version, fileVersion)
+	if doc.Topics == nil {
+		return fileDoc{}, errors.New(`"topics" is missing or null: a store always has "topics", {} when it holds none`)
 	}
 	if doc.Epoch == "" {
 		return fileDoc{}, errors.New("epoch is missing")
 	}
-	if doc.Topics == nil {
-		doc.Topics = map[string]entry{}
-	}
 	for topic, e := range doc.Topics {
+		if _, err := engine.ValidateTopic(topic); err != nil {
+			return fileDoc{}, fmt.Errorf("topic %q: the name %v", topic, err.(*engine.FieldError).Err)
+		}
 		if _, err := engine.ParseRevision(string(e.Revision)); err != nil {
 			return fileDoc{}, fmt.Errorf("topic %q: %v", topic, err)
 		}
@@ -183,6 +288,16 @@ func parseFile(raw []byte) (fileDoc, error) {
 		}
 	}
 	return doc, nil
+}
+
+func checkHead(format string, version int) error {
+	if format != fileFormat {
+		return fmt.Errorf("format is %q, want %q", format, fileFormat)
+	}
+	if version != fileVersion {
+		return fmt.Errorf("version %d, this sidecar reads version %d", version, fileVersion)
+	}
+	return nil
 }
 
 func (b *fileBackend) write(doc fileDoc) error {

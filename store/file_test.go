@@ -155,13 +155,13 @@ func TestFileThatIsNotAStoreIsAClearErrorAndLeftUntouched(t *testing.T) {
 		{"wrong format", func(*testing.T) []byte {
 			return []byte(`{"format":"other-store","version":1,"epoch":"e","topics":{}}`)
 		}, `format is "other-store"`},
-		{"a JSON array", func(*testing.T) []byte { return []byte(`[1,2]`) }, "not valid JSON"},
+		{"a JSON array", func(*testing.T) []byte { return []byte(`[1,2]`) }, "want an object, got a JSON array"},
 		{"newer version", func(*testing.T) []byte {
 			return []byte(`{"format":"statesync-store","version":2,"epoch":"e","topics":{}}`)
 		}, "version 2"},
 		{"version as a string", func(*testing.T) []byte {
 			return []byte(`{"format":"statesync-store","version":"1","epoch":"e","topics":{}}`)
-		}, "not valid JSON"},
+		}, "version: want a number, got a JSON string"},
 		{"no epoch", func(*testing.T) []byte {
 			return []byte(`{"format":"statesync-store","version":1,"topics":{}}`)
 		}, "epoch is missing"},
@@ -170,13 +170,52 @@ func TestFileThatIsNotAStoreIsAClearErrorAndLeftUntouched(t *testing.T) {
 		}, `topic "t"`},
 		{"numeric revision", func(*testing.T) []byte {
 			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"t":{"revision":7,"data":1}}}`)
-		}, "not valid JSON"},
+		}, "topics.t.revision: want a string, got a JSON number"},
 		{"revision 0", func(*testing.T) []byte {
 			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"t":{"revision":"0","data":1}}}`)
 		}, "revision 0"},
 		{"no data", func(*testing.T) []byte {
 			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"t":{"revision":"3"}}}`)
 		}, "no data"},
+		// One reading only: what encoding/json would read one way and another reader
+		// another, or what the next write would drop, is damage too.
+		{"FORMAT in capitals", func(*testing.T) []byte {
+			return []byte(`{"FORMAT":"statesync-store","version":1,"epoch":"e","topics":{}}`)
+		}, `FORMAT: unknown member, differs only in case from "format"`},
+		{"Version capitalised, next to version", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"Version":2,"epoch":"e","topics":{}}`)
+		}, `Version: unknown member, differs only in case from "version"`},
+		{"epoch twice", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","epoch":"f","topics":{}}`)
+		}, "epoch: the member appears twice"},
+		{"a topic twice (one copy would be lost at the next write)", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{` + "\n" +
+				`"t":{"revision":"3","data":1},` + "\n" + `"t":{"revision":"4","data":2}}}`)
+		}, "topics.t: the member appears twice"},
+		{"a topic's member capitalised", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"t":{"revision":"3","Data":1}}}`)
+		}, `topics.t.Data: unknown member, differs only in case from "data"`},
+		{"an unknown member (the next write would drop it)", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{},"comment":"mine"}`)
+		}, "comment: unknown member (known: format, version, epoch, topics)"},
+		{"an empty topic name", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"":{"revision":"1","data":1}}}`)
+		}, `topic "": the name is empty`},
+		{"topics null", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":null}`)
+		}, `"topics" is missing or null`},
+		{"no topics", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e"}`)
+		}, `"topics" is missing or null`},
+		{"invalid UTF-8 in data", func(*testing.T) []byte {
+			return []byte("{\"format\":\"statesync-store\",\"version\":1,\"epoch\":\"e\",\"topics\":{\"t\":{\"revision\":\"1\",\"data\":{\"k\":\"\xc3(\xff\"}}}}")
+		}, "topics.t.data.k: byte 95 is not valid UTF-8"},
+		{"invalid UTF-8 in a topic name", func(*testing.T) []byte {
+			return []byte("{\"format\":\"statesync-store\",\"version\":1,\"epoch\":\"e\",\"topics\":{\"t\xff\":{\"revision\":\"1\",\"data\":1}}}")
+		}, "topics: a member name has byte 64, which is not valid UTF-8"},
+		{"a lone surrogate in a topic name (read as U+FFFD)", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"t\ud800":{"revision":"1","data":1}}}`)
+		}, "topics: a member name has a lone surrogate escape"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := storePath(t)
