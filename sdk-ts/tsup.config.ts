@@ -11,9 +11,12 @@ export default defineConfig({
     pinia: "src/pinia.ts",
     zustand: "src/zustand.ts",
   },
-  format: ["esm"],
+  // ESM (.js, .d.ts) for import, CommonJS (.cjs, .d.cts) for require: an Electron main
+  // process compiled to CommonJS cannot load an ESM-only package.
+  format: ["esm", "cjs"],
   dts: true,
-  // Shared chunks keep one RpcError class across subpaths, so instanceof works.
+  // Shared chunks keep one RpcError class across subpaths, so instanceof works; in both
+  // formats (tsup splits CommonJS only when asked).
   splitting: true,
   clean: true,
   target: "es2022",

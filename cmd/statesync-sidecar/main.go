@@ -79,7 +79,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
-		return 2 // pflag printed the error and the usage
+		// pflag with ContinueOnError prints nothing: say what was wrong and where the
+		// flags are listed, on stderr (stdout is the protocol).
+		fmt.Fprintf(stderr, "statesync-sidecar: %v\n", err)
+		if strings.Contains(err.Error(), "missing unit in duration") {
+			fmt.Fprintln(stderr, "durations need a unit: 500ms, 10s, 1m")
+		}
+		fmt.Fprintln(stderr, "Run 'statesync-sidecar --help' for the flags.")
+		return 2
 	}
 	if *help {
 		flags.SetOutput(stdout)

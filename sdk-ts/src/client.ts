@@ -1,6 +1,7 @@
 import { Connection, type ConnectionOptions, type ConnectionState, type RequestOptions } from "./connection.js";
 import { ErrorCodes, RpcError } from "./errors.js";
 import { isRecord, type Link } from "./link.js";
+import { checkInvalidateParams, checkSetParams } from "./params.js";
 import {
   type ApplyParams,
   type ChannelRevision,
@@ -108,20 +109,28 @@ export class StateSyncClient {
     return result.channels;
   }
 
-  /** Sends `invalidate` as a notification: fire and forget. */
+  /**
+   * Sends `invalidate` as a notification: fire and forget. Params the sidecar would refuse
+   * (a non-canonical revision, an empty topic) throw here, RpcError -32602 with the
+   * sidecar's message, instead of coming back later as an error notification.
+   */
   invalidate(params: InvalidateParams): void {
+    checkInvalidateParams(params);
     this.connection.notify("invalidate", params);
   }
 
   /** Sends `invalidate` as a request; resolves with how many channels it reached. */
   async invalidateAndCount(params: InvalidateParams, options?: RequestOptions): Promise<number> {
+    checkInvalidateParams(params);
     const result = await this.connection.request<{ delivered: number }>("invalidate", params, options);
     return result.delivered;
   }
 
   /**
    * Writes a topic of the embedded store. With `expectedRevision`, a compare-and-set that
-   * rejects with RpcError -32005 (`data.currentRevision`) when the topic moved on.
+   * rejects with RpcError -32005 (`data.currentRevision`) when the topic moved on. Params
+   * the sidecar would refuse, and data JSON cannot carry as written (a Map, a BigInt, a
+   * cycle, NaN), reject with RpcError -32602 before anything is sent.
    */
   set(
     topic: string,
@@ -129,6 +138,11 @@ export class StateSyncClient {
     options: { expectedRevision?: Revision; sourceId?: string } & RequestOptions = {},
   ): Promise<SetResult> {
     const { expectedRevision, sourceId, ...requestOptions } = options;
+    try {
+      checkSetParams(topic, data, expectedRevision, sourceId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.connection.request(
       "state.set",
       {

@@ -8,6 +8,7 @@ import {
   type Link,
   type RequestId,
 } from "./link.js";
+import { jsonProblem } from "./params.js";
 import { after } from "./timers.js";
 
 /**
@@ -277,7 +278,33 @@ export class Connection {
       }
     }
     if (this.#state !== "closed") {
-      this.#trySend(response);
+      this.#sendAnswer(request.method, response);
+    }
+  }
+
+  /**
+   * Sends an answer. A result the link cannot encode (a BigInt, a cycle) is the handler's
+   * mistake, not a lost link: the caller gets an error answer at once that says what could
+   * not be encoded, instead of waiting for its timeout.
+   */
+  #sendAnswer(method: string, response: JsonRpcResponse): void {
+    try {
+      this.#link.send(response);
+      return;
+    } catch (error) {
+      const problem = "result" in response ? jsonProblem(response.result, "result") : undefined;
+      if (problem === undefined) {
+        return; // the link went away while we answered; its close handler closes us
+      }
+      this.#trySend({
+        jsonrpc: "2.0",
+        id: response.id,
+        error: {
+          code: ErrorCodes.InternalError,
+          message: `${method}: the answer cannot be encoded as JSON: ${problem}`,
+          data: { cause: error instanceof Error ? error.message : String(error) },
+        },
+      });
     }
   }
 

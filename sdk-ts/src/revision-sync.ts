@@ -1,4 +1,5 @@
 import type { StateSyncClient } from "./client.js";
+import { toErrorObject } from "./connection.js";
 import { ErrorCodes, RpcError, StoppedError } from "./errors.js";
 import { isRecord } from "./link.js";
 import type {
@@ -43,8 +44,11 @@ export interface Logger {
 }
 
 /**
- * The seed's SyncErrorContext. `error` is what was thrown for the SDK's own reports, and
- * an RpcError (code, message, data from the wire) for the sidecar's.
+ * The seed's SyncErrorContext. `error` is what was thrown: by the window's provider or
+ * applier (phases `getSnapshot`, `apply`: the value itself, so `instanceof` and its own
+ * fields work, even though the sidecar reported the failure), by the subscriber or
+ * shouldRefresh; for the sidecar's other reports (a timeout, a bad snapshot) it is an
+ * RpcError carrying the wire code, message and data.
  */
 export interface SyncErrorContext {
   phase: SyncPhase;
@@ -86,6 +90,67 @@ export type RevisionSyncOptions<T> = CommonOptions<T> &
 
 type Status = "idle" | "starting" | "running" | "stopped";
 
+/** Every option createRevisionSync knows: any other is a mistake (or a peer's option we lack). */
+const knownOptions = new Set([
+  "topic",
+  "connection",
+  "applier",
+  "subscriber",
+  "provider",
+  "shouldRefresh",
+  "logger",
+  "onError",
+  "channel",
+  "source",
+  "channelOptions",
+]);
+
+/** What a provider or applier threw, kept until the sidecar's report of that failure arrives. */
+interface Thrown {
+  phase: "getSnapshot" | "apply";
+  code: number;
+  message: string;
+  value: unknown;
+}
+
+/** Bounds the thrown values kept when no report comes for them (the sidecar timed out first). */
+const maxThrownKept = 16;
+
+/** Checks the options before anything starts: each mistake says what to pass instead. */
+function checkOptions(options: RevisionSyncOptions<unknown>): void {
+  if (!isRecord(options)) {
+    throw new TypeError("createRevisionSync: pass an options object { topic, connection, applier }");
+  }
+  const unknown = Object.keys(options).filter((key) => !knownOptions.has(key));
+  if (unknown.length > 0) {
+    const hint = unknown.includes("throttling")
+      ? " (throttling is an option of @statesync/core that this SDK does not implement: the sidecar coalesces bursts itself)"
+      : "";
+    throw new TypeError(
+      `createRevisionSync: unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => JSON.stringify(key)).join(", ")}${hint}; known: ${[...knownOptions].join(", ")}`,
+    );
+  }
+  const connection = (options as { connection?: unknown }).connection;
+  if (connection === undefined || connection === null) {
+    throw new TypeError(
+      "createRevisionSync: options.connection is missing: pass the client that connect(link) resolves with, createRevisionSync({ topic, connection: client, applier })",
+    );
+  }
+  if (typeof (connection as { serveChannel?: unknown }).serveChannel !== "function") {
+    throw new TypeError(
+      "createRevisionSync: options.connection is not a StateSyncClient: pass the client that connect(link) resolves with",
+    );
+  }
+  if (typeof options.topic !== "string" || options.topic.trim() === "") {
+    throw new TypeError(
+      `createRevisionSync: options.topic must be a non-empty string such as "app-config", got ${JSON.stringify(options.topic) ?? "undefined"}`,
+    );
+  }
+  if (!isRecord(options.applier) || typeof options.applier.apply !== "function") {
+    throw new TypeError("createRevisionSync: options.applier must be an object with apply({ revision, data })");
+  }
+}
+
 /**
  * The seed's createRevisionSync, with the engine in the sidecar. start() subscribes the
  * subscriber, then opens the channel (the sidecar fetches and applies the first
@@ -95,6 +160,7 @@ type Status = "idle" | "starting" | "running" | "stopped";
  * the applier, even one already on the wire.
  */
 export function createRevisionSync<T>(options: RevisionSyncOptions<T>): RevisionSyncHandle {
+  checkOptions(options as RevisionSyncOptions<unknown>);
   const { topic, connection, applier, subscriber, provider, shouldRefresh, logger, onError } = options;
   if (provider !== undefined && options.source !== undefined && options.source !== "channel") {
     throw new TypeError(`createRevisionSync: a provider makes the source "channel", not "${options.source}"`);
@@ -111,10 +177,12 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
   let startPromise: Promise<void> | undefined;
   /** Events that came before the channel was open in the sidecar, sent once it is. */
   let earlyEvents: InvalidateParams[] = [];
+  /** Oldest first: the sidecar reports failures in the order it saw them. */
+  let thrown: Thrown[] = [];
 
   const report = (context: SyncErrorContext): void => {
     const full: SyncErrorContext = { topic, channel, localRevision, ...context };
-    logger?.warn?.(`state-sync ${channel}: ${full.phase} failed`, full);
+    logger?.error?.(`state-sync ${channel}: ${full.phase} failed`, full);
     try {
       onError?.(full);
     } catch (error) {
@@ -124,6 +192,11 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
 
   const reportFromSidecar = (params: ErrorNotification): void => {
     const { error } = params;
+    const own = takeThrown(params);
+    if (own !== undefined) {
+      report({ ...params, error: own.value });
+      return;
+    }
     const cause =
       typeof error.code === "number"
         ? new RpcError(error.code, error.message, error.data)
@@ -131,11 +204,38 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
     report({ ...params, error: cause });
   };
 
+  /** Remembers what the provider or applier threw, and answers the sidecar with its wire form. */
+  const keepThrown = (phase: Thrown["phase"], value: unknown): never => {
+    const { code, message } = toErrorObject(value);
+    thrown.push({ phase, code, message, value });
+    if (thrown.length > maxThrownKept) {
+      thrown.shift();
+    }
+    throw value;
+  };
+
+  /**
+   * The thrown value a sidecar report is about: same phase and code, and the sidecar's
+   * message quotes ours ("the host answered apply with error -32603: <message>").
+   */
+  const takeThrown = (params: ErrorNotification): Thrown | undefined => {
+    const index = thrown.findIndex(
+      (entry) =>
+        entry.phase === params.phase &&
+        entry.code === params.error.code &&
+        typeof params.error.message === "string" &&
+        params.error.message.includes(entry.message),
+    );
+    return index === -1 ? undefined : thrown.splice(index, 1)[0];
+  };
+
   const forward = (params: InvalidateParams): void => {
     try {
       connection.invalidate(params);
     } catch (error) {
-      report({ phase: "refresh", error, sourceEvent: params, eventRevision: params.revision });
+      // A member the sidecar would refuse (a numeric sourceId) is the event's fault.
+      const phase = error instanceof RpcError && error.code === ErrorCodes.InvalidParams ? "protocol" : "refresh";
+      report({ phase, error, sourceEvent: params, eventRevision: params.revision });
     }
   };
 
@@ -193,11 +293,15 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       );
     }
     logger?.debug?.(`state-sync ${channel}: apply ${params.revision}`);
-    await applier.apply({
-      revision: params.revision,
-      data: params.data as T,
-      ...(params.epoch === undefined ? {} : { epoch: params.epoch }),
-    });
+    try {
+      await applier.apply({
+        revision: params.revision,
+        data: params.data as T,
+        ...(params.epoch === undefined ? {} : { epoch: params.epoch }),
+      });
+    } catch (error) {
+      keepThrown("apply", error);
+    }
     localRevision = params.revision;
   };
 
@@ -205,7 +309,11 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
     if (provider === undefined || status === "stopped") {
       throw new RpcError(ErrorCodes.UnknownChannel, `channel "${channel}" is stopped or has no provider`);
     }
-    return provider.getSnapshot();
+    try {
+      return await provider.getSnapshot();
+    } catch (error) {
+      return keepThrown("getSnapshot", error);
+    }
   };
 
   /** Returns to idle after a failed start, leaving nothing behind. */
@@ -216,6 +324,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
     unserve = undefined;
     opening = undefined;
     earlyEvents = [];
+    thrown = [];
     localRevision = "0";
     status = "idle";
     callSafely(stopSubscription, "unsubscribe");
@@ -312,8 +421,9 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       if (status === "stopped") {
         return Promise.reject(new StoppedError(`channel "${channel}" is stopped: create a new handle`));
       }
-      if (status !== "idle") {
-        return Promise.reject(new Error(`channel "${channel}" is already started: call start() once`));
+      if (status !== "idle" && startPromise !== undefined) {
+        // Started already (React StrictMode runs effects twice): the same start, not a second one.
+        return startPromise;
       }
       status = "starting";
       startPromise = start().catch((error: unknown) => {
@@ -333,6 +443,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       const pendingOpen = opening;
       status = "stopped";
       earlyEvents = [];
+      thrown = [];
       unserve?.();
       unserve = undefined;
       const stopSubscription = unsubscribe;
@@ -348,12 +459,23 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
         await startPromise;
       }
       if (status === "stopped") {
-        throw new StoppedError(`channel "${channel}" is stopped`);
+        // As the seed: refreshes fired on focus or timers after stop() are not errors.
+        logger?.debug?.(`state-sync ${channel}: refresh skipped (stopped)`);
+        return;
       }
       if (status !== "running") {
-        throw new Error(`channel "${channel}" is not started: call start() first`);
+        // Unlike the seed, which fetches a snapshot then: here the channel exists in the
+        // sidecar only once start() has opened it.
+        throw new Error(`channel "${channel}" is not started: call start() first, refresh() only after it`);
       }
-      await connection.refreshChannel(channel);
+      try {
+        await connection.refreshChannel(channel);
+      } catch (error) {
+        if ((status as Status) === "stopped") {
+          return; // stopped while the refresh was in flight: the sidecar answered -32001
+        }
+        throw error;
+      }
     },
 
     getLocalRevision(): Revision {

@@ -32,8 +32,9 @@ export interface Recorded {
 function recording(link: Link, transcript: Recorded[]): Link {
   return {
     send(message: JsonRpcMessage) {
-      transcript.push({ from: "host", message: structuredClone(message) as Record<string, unknown> });
-      link.send(message);
+      const copy = structuredClone(message) as Record<string, unknown>;
+      link.send(message); // a message the link could not encode never reached the wire: not recorded
+      transcript.push({ from: "host", message: copy });
     },
     onMessage(handler) {
       return link.onMessage((message) => {

@@ -16,16 +16,23 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-// What a user of the published package gets: `npm pack` on a fresh checkout of sdk-ts (no
-// dist/, so the `prepack` script has to build it), installed offline into an empty project.
-// The checkout is a copy in a temp folder, so sdk-ts/dist is never touched while other
-// tests run.
+// What a user of the package gets: `npm pack` on a fresh checkout of sdk-ts (no dist/, so
+// the `prepack` script has to build it), installed offline into an empty project, used from
+// ESM and from CommonJS. The checkout is a copy in a temp folder, so sdk-ts/dist is never
+// touched while other tests run.
 
 const run = promisify(execFile);
 const sdk = fileURLToPath(new URL("../../", import.meta.url));
+interface Conditional {
+  types: string;
+  default: string;
+}
 const pkg = JSON.parse(readFileSync(join(sdk, "package.json"), "utf8")) as {
   name: string;
-  exports: Record<string, { types: string; import: string }>;
+  version: string;
+  license: string;
+  repository: { type: string; url: string; directory: string };
+  exports: Record<string, { import: Conditional; require: Conditional }>;
   dependencies?: Record<string, string>;
 };
 const subpaths = Object.keys(pkg.exports); // ".", "./node", …
@@ -33,6 +40,7 @@ const specifier = (subpath: string) => (subpath === "." ? pkg.name : `${pkg.name
 const tsc = join(sdk, "node_modules", "typescript", "bin", "tsc");
 
 let work = "";
+let tarballName = "";
 let consumer = "";
 let installed = "";
 let packed: string[] = [];
@@ -41,9 +49,16 @@ async function npm(args: string[], cwd: string) {
   return run("npm", args, { cwd, shell: process.platform === "win32", maxBuffer: 16 * 1024 * 1024 });
 }
 
-async function node(script: string, cwd: string): Promise<string> {
-  const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd });
+async function node(script: string, cwd: string, type: "module" | "commonjs" = "module"): Promise<string> {
+  const { stdout } = await run(process.execPath, [`--input-type=${type}`, "-e", script], { cwd });
   return stdout;
+}
+
+/** The exports of src/ for a subpath, as the package's every build must have them. */
+async function sourceKeys(subpath: string): Promise<string[]> {
+  const source = subpath === "." ? "index" : subpath.slice(2);
+  const url = new URL(`../../src/${source}.ts`, import.meta.url).href;
+  return Object.keys(await import(/* @vite-ignore */ url)).sort();
 }
 
 /** Links a package from sdk-ts's node_modules into the consumer, as if the user had installed it. */
@@ -68,6 +83,7 @@ beforeAll(async () => {
   await npm(["pack", "--pack-destination", work], checkout);
   const tarball = readdirSync(work).find((name) => name.endsWith(".tgz"));
   if (tarball === undefined) throw new Error(`npm pack wrote no tarball in ${work}`);
+  tarballName = tarball;
 
   consumer = join(work, "consumer");
   mkdirSync(consumer);
@@ -94,24 +110,53 @@ function listFiles(root: string, dir = root): string[] {
 }
 
 describe("the npm package", () => {
-  it("holds the built files of every export, the README and nothing else", () => {
+  it("is the file the README names, with the license and the repository", () => {
+    expect(tarballName).toBe(`state-sync-sdk-${pkg.version}.tgz`);
+    const readme = readFileSync(join(sdk, "README.md"), "utf8");
+    expect(readme).toContain("npm install ./state-sync-sdk-<version>.tgz");
+    expect(pkg.license).toBe("MIT");
+    expect(readFileSync(join(installed, "LICENSE"), "utf8")).toBe(readFileSync(join(sdk, "..", "LICENSE"), "utf8"));
+    expect(readFileSync(join(installed, "LICENSE"), "utf8")).toMatch(/^MIT License\n/);
+    expect(pkg.repository).toEqual({
+      type: "git",
+      url: expect.stringMatching(/^git\+https:\/\/github\.com\/[\w.-]+\/[\w.-]+\.git$/),
+      directory: "sdk-ts",
+    });
+  });
+
+  it("holds the ESM and CommonJS builds and types of every export, the README, the LICENSE and nothing else", () => {
     for (const subpath of subpaths) {
       const target = pkg.exports[subpath];
-      expect(packed, `exports["${subpath}"]`).toContain(target?.import.slice(2));
-      expect(packed, `exports["${subpath}"]`).toContain(target?.types.slice(2));
+      expect(Object.keys(target ?? {}), `exports["${subpath}"] conditions`).toEqual(["import", "require"]);
+      for (const [condition, file] of [
+        ["import.default", target?.import.default],
+        ["import.types", target?.import.types],
+        ["require.default", target?.require.default],
+        ["require.types", target?.require.types],
+      ]) {
+        expect(packed, `exports["${subpath}"].${condition}`).toContain(file?.slice(2));
+      }
+      expect(target?.import.default).toMatch(/\.js$/);
+      expect(target?.import.types).toMatch(/\.d\.ts$/);
+      expect(target?.require.default).toMatch(/\.cjs$/);
+      expect(target?.require.types).toMatch(/\.d\.cts$/);
     }
-    expect(packed.filter((file) => !file.startsWith("dist/")).sort()).toEqual(["README.md", "package.json"]);
-    // Every relative import of a packed file (the shared chunks, the .d.ts helpers) is packed
-    // too; a declaration file's "./x.js" is TypeScript's name for ./x.d.ts.
-    for (const file of packed.filter((name) => /\.(js|d\.ts)$/.test(name))) {
+    expect(packed.filter((file) => !file.startsWith("dist/")).sort()).toEqual(["LICENSE", "README.md", "package.json"]);
+    // Every relative import or require of a packed file (the shared chunks, the declaration
+    // helpers) is packed too; a declaration file's "./x.js" is TypeScript's name for ./x.d.ts
+    // (and "./x.cjs" for ./x.d.cts).
+    for (const file of packed.filter((name) => /\.(c?js|d\.c?ts)$/.test(name))) {
       const text = readFileSync(join(installed, file), "utf8");
-      for (const [, target = ""] of text.matchAll(/(?:from|import)\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+      for (const [, target = ""] of text.matchAll(/(?:from|import|require\()\s*["'](\.{1,2}\/[^"']+)["']/g)) {
         const path = relative(installed, resolve(dirname(join(installed, file)), target))
           .split("\\")
           .join("/");
-        expect(packed, `${file} imports ${target}`).toContain(
-          file.endsWith(".d.ts") ? path.replace(/\.js$/, ".d.ts") : path,
-        );
+        const declared = file.endsWith(".d.ts")
+          ? path.replace(/\.js$/, ".d.ts")
+          : file.endsWith(".d.cts")
+            ? path.replace(/\.c?js$/, ".d.cts")
+            : path;
+        expect(packed, `${file} imports ${target}`).toContain(declared);
       }
     }
   });
@@ -132,11 +177,31 @@ describe("the npm package", () => {
       console.log(JSON.stringify(keys));`;
     const keys = JSON.parse(await node(script, consumer)) as Record<string, string[]>;
     for (const subpath of others) {
-      const source = subpath === "." ? "index" : subpath.slice(2);
-      const url = new URL(`../../src/${source}.ts`, import.meta.url).href;
-      const expected = Object.keys(await import(/* @vite-ignore */ url)).sort();
-      expect(keys[subpath], specifier(subpath)).toEqual(expected);
+      expect(keys[subpath], specifier(subpath)).toEqual(await sourceKeys(subpath));
     }
+  });
+
+  it("requires every subpath but ./tauri from CommonJS without any peer, with the exports of src/ and one RpcError class", async () => {
+    const others = subpaths.filter((subpath) => subpath !== "./tauri");
+    const script = `
+      const keys = {};
+      for (const [subpath, name] of ${JSON.stringify(others.map((subpath) => [subpath, specifier(subpath)]))}) {
+        keys[subpath] = Object.keys(require(name)).sort();
+      }
+      // One class across subpaths: an error the relay's client throws is the core's RpcError.
+      const { RpcError } = require(${JSON.stringify(specifier("."))});
+      const { createSidecarHost } = require(${JSON.stringify(specifier("./relay"))});
+      const { createMemoryLinkPair } = require(${JSON.stringify(specifier("./memory"))});
+      const [link] = createMemoryLinkPair();
+      const host = createSidecarHost({ link });
+      host.close();
+      keys.shared = [String(typeof RpcError === "function")];
+      console.log(JSON.stringify(keys));`;
+    const keys = JSON.parse(await node(script, consumer, "commonjs")) as Record<string, string[]>;
+    for (const subpath of others) {
+      expect(keys[subpath], `require(${specifier(subpath)})`).toEqual(await sourceKeys(subpath));
+    }
+    expect(keys.shared).toEqual(["true"]);
   });
 
   it("imports ./tauri once the app has @tauri-apps/plugin-shell, and not before (a peer, not bundled)", async () => {
@@ -145,14 +210,24 @@ describe("the npm package", () => {
     provide("@tauri-apps/plugin-shell");
     provide("@tauri-apps/api");
     expect((await node(script, consumer)).trim()).toBe(Object.keys(await import("../../src/tauri.js")).join());
+    const required = `console.log(Object.keys(require(${JSON.stringify(specifier("./tauri"))})).join())`;
+    expect((await node(required, consumer, "commonjs")).trim()).toBe(
+      Object.keys(await import("../../src/tauri.js")).join(),
+    );
   });
 
-  it("type-checks a consumer of every subpath with the bundler and node16 module resolutions", async () => {
+  it("type-checks a consumer of every subpath with the bundler and node16 module resolutions, as ESM and as CommonJS", async () => {
     for (const peer of ["@types/node", "@tauri-apps/plugin-shell", "@tauri-apps/api", "pinia"]) {
       if (!existsSync(join(consumer, "node_modules", peer))) provide(peer);
     }
     writeFileSync(join(consumer, "consumer.ts"), consumerSource());
-    const compile = (resolution: "bundler" | "node16") =>
+    // An Electron main process compiled by tsc to CommonJS: a "type": "commonjs" package
+    // under module node16, where each import becomes a require and resolves to the .d.cts.
+    const cjs = join(consumer, "cjs");
+    mkdirSync(cjs, { recursive: true });
+    writeFileSync(join(cjs, "package.json"), JSON.stringify({ name: "cjs-consumer", private: true, type: "commonjs" }));
+    writeFileSync(join(cjs, "consumer.ts"), consumerSource("commonjs"));
+    const compile = (resolution: "bundler" | "node16", cwd = consumer) =>
       run(
         process.execPath,
         [
@@ -173,16 +248,39 @@ describe("the npm package", () => {
           resolution,
           "consumer.ts",
         ],
-        { cwd: consumer },
+        { cwd },
       ).catch((error: { stdout?: string }) => {
-        throw new Error(`tsc --moduleResolution ${resolution}:\n${error.stdout ?? String(error)}`);
+        throw new Error(`tsc --moduleResolution ${resolution} in ${cwd}:\n${error.stdout ?? String(error)}`);
       });
-    await Promise.all([compile("bundler"), compile("node16")]);
+    await Promise.all([compile("bundler"), compile("node16"), compile("node16", cjs)]);
+  }, 120_000);
+
+  it("fails npm pack on a checkout without node_modules with a message that says to run npm ci", async () => {
+    const bare = join(work, "bare");
+    cpSync(sdk, bare, {
+      recursive: true,
+      filter: (source) => {
+        const top = relative(sdk, source).split(/[\\/]/)[0];
+        return top !== "node_modules" && top !== "dist";
+      },
+    });
+    const failure = await npm(["pack", "--pack-destination", work], bare).then(
+      () => undefined,
+      (error: { stderr?: string; code?: number }) => error,
+    );
+    expect(failure, "npm pack succeeded without the build tools").toBeDefined();
+    expect(failure?.stderr).toContain("its build tools (tsup, typescript) are not installed");
+    expect(failure?.stderr).toContain("Run `npm ci` in sdk-ts/");
+    expect(failure?.stderr).not.toContain("tsup: not found");
   });
 });
 
-/** Uses one export of each subpath; each @ts-expect-error fails the build if the types were any. */
-function consumerSource(): string {
+/**
+ * Uses one export of each subpath; each @ts-expect-error fails the build if the types were
+ * any. From CommonJS, pinia (an ESM-only package: its types are ESM) is reached through a
+ * type-only import, as a CommonJS app that uses Pinia must.
+ */
+function consumerSource(format: "module" | "commonjs" = "module"): string {
   const probes: Record<string, string> = {
     ".": `import { connect, createRevisionSync, type Link, type RevisionSyncHandle } from "${specifier(".")}";
 export async function core(link: Link): Promise<RevisionSyncHandle> {
@@ -213,9 +311,17 @@ import { createMemoryLinkPair as pairOf } from "${specifier("./memory")}";
 export const host: SidecarHost = createSidecarHost({ link: pairOf()[0] });
 // @ts-expect-error the link is required
 createSidecarHost({});`,
-    "./pinia": `import { piniaApplier } from "${specifier("./pinia")}";
+    "./pinia":
+      format === "module"
+        ? `import { piniaApplier } from "${specifier("./pinia")}";
 import { defineStore } from "pinia";
 export const settings = piniaApplier(defineStore("settings", { state: () => ({ theme: "dark" }) })());
+// @ts-expect-error a Pinia store
+piniaApplier(42);`
+        : `import { piniaApplier } from "${specifier("./pinia")}";
+import type { Store } from "pinia" with { "resolution-mode": "import" };
+declare const store: Store<"settings", { theme: string }>;
+export const settings = piniaApplier(store);
 // @ts-expect-error a Pinia store
 piniaApplier(42);`,
     "./zustand": `import { zustandApplier } from "${specifier("./zustand")}";
