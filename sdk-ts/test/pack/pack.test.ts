@@ -293,10 +293,15 @@ export async function core(link: Link): Promise<RevisionSyncHandle> {
 export const node: NodeLink = createNodeLink("statesync-sidecar", { onStderr: (line: string) => void line });
 // @ts-expect-error a path is a string
 createNodeLink(42);`,
-    "./tauri": `import { createTauriLink, type TauriLink } from "${specifier("./tauri")}";
+    "./tauri": `import { connectTauriWindow, createTauriLink, createTauriRelay, type TauriLink, type TauriRelay } from "${specifier("./tauri")}";
+import type { StateSyncClient } from "${specifier(".")}";
 export const tauri: Promise<TauriLink> = createTauriLink({ program: "binaries/statesync-sidecar" });
+export const relay: Promise<TauriRelay> = createTauriRelay({ program: "binaries/statesync-sidecar", args: ["--store-file", "state.json"] });
+export const window: Promise<StateSyncClient> = connectTauriWindow();
 // @ts-expect-error args are strings
-createTauriLink({ args: [1] });`,
+createTauriLink({ args: [1] });
+// @ts-expect-error getSnapshot answers a topic with a snapshot
+createTauriRelay({ getSnapshot: 42 });`,
     "./message-port": `import { createMessagePortLink } from "${specifier("./message-port")}";
 export const port = createMessagePortLink(new MessageChannel().port1);
 // @ts-expect-error a port has postMessage
