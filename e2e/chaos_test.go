@@ -34,15 +34,16 @@ import (
 //
 // Invariants, checked on every run:
 //   - per channel, the applies that counted (answered with a result, in time: the
-//     sidecar reports every call it gave up on) strictly increase in revision within one
-//     epoch, checked in the order the frames crossed the pipes; no channel ever has two
-//     applies in flight; and every apply's data belongs to its topic, epoch and revision;
+//     sidecar reports every call it gave up on, but for the one its channel.close
+//     cancelled) strictly increase in revision within one epoch, checked in the order
+//     the frames crossed the pipes; no channel ever has two applies in flight; and every
+//     apply's data belongs to its topic, epoch and revision;
 //   - no apply request for a channel is read after its channel.close answer (checked in
 //     the order the frames came off the pipe);
 //   - once the chaos stops, one final invalidation per topic (per channel for
-//     channel-sourced topics, a write for store topics), sent without waiting for the
-//     sidecar to go idle, brings every open channel to its topic's final revision, and
-//     channel.list agrees;
+//     channel-sourced topics, a write that wins for store topics), sent without waiting
+//     for the sidecar to go idle, brings every open channel to its topic's final
+//     revision, and channel.list agrees;
 //   - getSnapshot calls of a host topic stay within 2 per burst, plus one per fresh
 //     request (open, refresh) and one per injected fault that can cost one: never
 //     channels × events;
@@ -132,6 +133,10 @@ type chaosApplyRec struct {
 	answered bool // the host wrote its answer
 	ok       bool // and it was a result
 	timedOut bool // the sidecar reported it gave up on the call
+	// cancelled: its channel's close was answered while it was unanswered and not timed
+	// out. The close cancelled it, unreported (docs/lifecycle.md, Stop quiescence), and
+	// the host's late answer may never be written: at exit its handler's ctx ends first.
+	cancelled bool
 }
 
 type chaosHost struct {
@@ -420,11 +425,11 @@ func (h *chaosHost) settleLocked(cc *chaosChan) {
 	}
 	cc.unsettled = nil
 	delete(h.applyIDs, rec.id)
-	if !rec.answered && !rec.timedOut {
-		h.violationLocked("%s: apply of revision %d was neither answered nor reported timed out when the next one came: two applies in flight", cc.name, rec.rev)
+	if !rec.answered && !rec.timedOut && !rec.cancelled {
+		h.violationLocked("%s: apply of revision %d was neither answered, nor reported timed out, nor cancelled by its channel's close when the next one came or the sidecar exited: two applies in flight, or one lost", cc.name, rec.rev)
 		return
 	}
-	if !rec.ok || rec.timedOut {
+	if !rec.ok || rec.timedOut || rec.cancelled {
 		return
 	}
 	if cc.settled && cc.settledEpoch == rec.epoch && rec.rev <= cc.settledRev {
@@ -516,6 +521,9 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 			delete(h.closeIDs, string(msg.ID))
 			if cc := h.chans[name]; cc != nil && msg.Error == nil {
 				cc.closed = true
+				if rec := cc.unsettled; rec != nil && !rec.answered && !rec.timedOut {
+					rec.cancelled = true
+				}
 			}
 		}
 	case dir == "<-" && msg.Method == "apply":
@@ -619,7 +627,7 @@ func (h *chaosHost) step() int {
 		}
 	case "burst", "write":
 		if tp.source == "store" {
-			h.write(tp)
+			h.write(tp, false)
 		} else {
 			events = h.burst(tp)
 		}
@@ -906,20 +914,12 @@ func (h *chaosHost) flush() {
 	}
 }
 
-// write is a store write, now and then a compare-and-set that may lose.
-func (h *chaosHost) write(tp *chaosTopic) {
+// write is a store write, now and then a compare-and-set that may lose; final is the
+// write of converge (see writeParamsLocked).
+func (h *chaosHost) write(tp *chaosTopic, final bool) {
 	h.mu.Lock()
-	h.nextWrite++
-	data := fmt.Sprintf(`{"topic":%q,"write":%d,"pad":%q}`, tp.name, h.nextWrite, strings.Repeat("x", h.driver.IntN(512)))
-	params := map[string]any{"topic": tp.name, "data": json.RawMessage(data)}
-	switch h.driver.IntN(10) {
-	case 0, 1: // a compare-and-set that wins
-		params["expectedRevision"] = strconv.FormatUint(tp.rev, 10)
-	case 2: // one that loses: -32005
-		if tp.rev > 0 {
-			params["expectedRevision"] = strconv.FormatUint(tp.rev-1, 10)
-		}
-	}
+	params := h.writeParamsLocked(tp, final)
+	data := params["data"].(json.RawMessage)
 	h.counts["store writes"]++
 	h.mu.Unlock()
 	var res struct {
@@ -930,8 +930,8 @@ func (h *chaosHost) write(tp *chaosTopic) {
 	defer h.mu.Unlock()
 	if err != nil {
 		h.counts["store writes refused"]++
-		if rpcCode(err) != -32005 {
-			h.violationLocked("state.set %s: %v, want success or -32005 (revision conflict)", tp.name, err)
+		if rpcCode(err) != -32005 || final {
+			h.violationLocked("state.set %s (final: %v): %v, want success or, unless final, -32005 (revision conflict)", tp.name, final, err)
 		}
 		return
 	}
@@ -942,7 +942,26 @@ func (h *chaosHost) write(tp *chaosTopic) {
 	}
 	tp.rev = rev
 	tp.events++
-	tp.storeData[rev] = data
+	tp.storeData[rev] = string(data)
+}
+
+// writeParamsLocked draws a state.set: a blind write, a compare-and-set that wins, or
+// one that loses (-32005). A final write never loses: a lost one invalidates nothing, so
+// a channel whose last apply failed during the chaos would never hear of the final
+// revision (the engine retries a failed apply on the next event, not by itself).
+func (h *chaosHost) writeParamsLocked(tp *chaosTopic, final bool) map[string]any {
+	h.nextWrite++
+	data := fmt.Sprintf(`{"topic":%q,"write":%d,"pad":%q}`, tp.name, h.nextWrite, strings.Repeat("x", h.driver.IntN(512)))
+	params := map[string]any{"topic": tp.name, "data": json.RawMessage(data)}
+	switch h.driver.IntN(10) {
+	case 0, 1: // a compare-and-set that wins
+		params["expectedRevision"] = strconv.FormatUint(tp.rev, 10)
+	case 2: // one that loses: -32005
+		if tp.rev > 0 && !final {
+			params["expectedRevision"] = strconv.FormatUint(tp.rev-1, 10)
+		}
+	}
+	return params
 }
 
 var chaosGarbageLines = []string{
@@ -1049,7 +1068,7 @@ func (h *chaosHost) converge() {
 	}
 	for _, tp := range h.topics {
 		if tp.source == "store" {
-			h.write(tp)
+			h.write(tp, true)
 		}
 	}
 
