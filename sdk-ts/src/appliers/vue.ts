@@ -7,7 +7,12 @@ import { type ApplyOptions, checkApplyOptions, foldInto, foldValue } from "./opt
  * value, so its watchers fire once and it may hold any JSON value; a `reactive` object is
  * changed in place, key by key, and keeps its identity.
  */
-export function vueApplier<S extends object>(target: Ref<S> | S, options?: ApplyOptions<S>): SnapshotApplier<unknown> {
+export function vueApplier<S>(target: Ref<S>, options?: ApplyOptions<S>): SnapshotApplier<unknown>;
+export function vueApplier<S extends object>(target: S, options?: ApplyOptions<S>): SnapshotApplier<unknown>;
+export function vueApplier<S extends object>(
+  target: Ref<unknown> | S,
+  options?: ApplyOptions<S>,
+): SnapshotApplier<unknown> {
   const fold = checkApplyOptions(options, "vueApplier");
   return {
     apply({ revision, data }) {

@@ -4,7 +4,8 @@ import { createRoot, type Root } from "react-dom/client";
 import { afterEach, describe, expect, it } from "vitest";
 import { useRevisionSync } from "../../src/appliers/react.js";
 import type { StateSyncClient } from "../../src/client.js";
-import { ErrorCodes } from "../../src/errors.js";
+import { ErrorCodes, type RpcError } from "../../src/errors.js";
+import { until } from "../helpers/async.js";
 import { connectToFake, type FakeSidecar, type Received } from "../helpers/fake-sidecar.js";
 
 // A real React DOM (react-dom in happy-dom): what the user's component renders as the
@@ -17,12 +18,19 @@ interface Settings {
   draft: string;
 }
 
-function SettingsView({ connection }: { connection: StateSyncClient }) {
+function SettingsView({
+  connection,
+  onStartError,
+}: {
+  connection: StateSyncClient;
+  onStartError?: (e: unknown) => void;
+}) {
   const settings = useRevisionSync<Settings>({
     connection,
     topic: "settings",
     initialState: { theme: "light", draft: "local" },
     omit: ["draft"],
+    ...(onStartError === undefined ? {} : { onStartError }),
   });
   return createElement("p", null, `${settings.theme}/${settings.draft}`);
 }
@@ -30,11 +38,11 @@ function SettingsView({ connection }: { connection: StateSyncClient }) {
 let root: Root | undefined;
 let container: HTMLElement;
 
-async function mount(connection: StateSyncClient, strict: boolean) {
+async function mount(connection: StateSyncClient, strict: boolean, onStartError?: (error: unknown) => void) {
   container = document.createElement("div");
   document.body.append(container);
   root = createRoot(container);
-  const view = createElement(SettingsView, { connection });
+  const view = createElement(SettingsView, { connection, ...(onStartError === undefined ? {} : { onStartError }) });
   await act(async () => root?.render(strict ? createElement(StrictMode, null, view) : view));
 }
 
@@ -101,5 +109,19 @@ describe("useRevisionSync (real react-dom)", () => {
     expect(container.textContent).toBe("dark/local");
     expect(sidecar.received.filter((m) => m.method === "channel.open")).toHaveLength(1);
     expect(sidecar.received.filter((m) => m.method === "channel.close")).toHaveLength(0);
+  });
+
+  it("hands a failed start to onStartError, and keeps rendering the initial state", async () => {
+    const { client, sidecar } = await connectToFake();
+    const failures: unknown[] = [];
+    await mount(client, false, (error) => failures.push(error));
+    const open = await sidecar.next("channel.open");
+    await act(async () => {
+      sidecar.respondError(open.id ?? null, ErrorCodes.InvalidParams, "topic refused");
+      await until(() => failures.length > 0, "onStartError to be called");
+    });
+    expect(failures).toHaveLength(1);
+    expect((failures[0] as RpcError).code).toBe(ErrorCodes.InvalidParams);
+    expect(container.textContent).toBe("light/local");
   });
 });
