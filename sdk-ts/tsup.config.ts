@@ -10,6 +10,11 @@ export default defineConfig({
     relay: "src/relay.ts",
     pinia: "src/pinia.ts",
     zustand: "src/zustand.ts",
+    vue: "src/vue.ts",
+    svelte: "src/svelte.ts",
+    valtio: "src/valtio.ts",
+    react: "src/react.ts",
+    redux: "src/redux.ts",
   },
   // ESM (.js, .d.ts) for import, CommonJS (.cjs, .d.cts) for require: an Electron main
   // process compiled to CommonJS cannot load an ESM-only package.

@@ -5,7 +5,17 @@ import { describe, expect, it } from "vitest";
 // The core must run anywhere (webview, worker, Node): it imports only its own modules.
 // tsconfig.core.json also compiles it with neither DOM nor Node types.
 const src = fileURLToPath(new URL("../src/", import.meta.url));
-const platformFiles = new Set(["node.ts", "tauri.ts", "pinia.ts", "zustand.ts"]);
+const platformFiles = new Set([
+  "node.ts",
+  "tauri.ts",
+  "pinia.ts",
+  "zustand.ts",
+  "vue.ts",
+  "svelte.ts",
+  "valtio.ts",
+  "react.ts",
+  "redux.ts",
+]);
 const coreFiles = [
   ...readdirSync(src).filter((name) => name.endsWith(".ts") && !platformFiles.has(name)),
   "links/memory.ts",

@@ -1,24 +1,21 @@
 import type { StateTree, Store } from "pinia";
 import type { SnapshotApplier } from "../revision-sync.js";
+import { type ApplyOptions, checkApplyOptions, foldInto } from "./options.js";
 
 /**
- * Applies each snapshot as the whole state of a Pinia store: keys the snapshot has are
- * set (objects replaced, not merged), keys it lacks are removed. One `$patch`, so
- * subscribers see one mutation. (`store.$state = data` would merge, keeping stale keys.)
+ * Folds each snapshot into a Pinia store's state (ApplyOptions) in one `$patch`, so
+ * subscribers see one mutation. With mode "replace", keys the snapshot lacks are removed
+ * and objects are replaced, not merged (`store.$state = data` would merge, keeping stale
+ * keys).
  */
-export function piniaApplier<S extends StateTree>(store: Pick<Store<string, S>, "$patch">): SnapshotApplier<S> {
+export function piniaApplier<S extends StateTree>(
+  store: Pick<Store<string, S>, "$patch">,
+  options?: ApplyOptions<S>,
+): SnapshotApplier<unknown> {
+  const fold = checkApplyOptions(options, "piniaApplier");
   return {
-    apply({ data }) {
-      store.$patch((state) => {
-        const target = state as Record<string, unknown>;
-        const next = data as Record<string, unknown>;
-        for (const key of Object.keys(target)) {
-          if (!(key in next)) {
-            delete target[key];
-          }
-        }
-        Object.assign(target, next);
-      });
+    apply({ revision, data }) {
+      store.$patch((state) => foldInto(state as Record<string, unknown>, data, fold, revision));
     },
   };
 }

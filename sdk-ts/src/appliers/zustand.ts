@@ -1,20 +1,23 @@
 import type { SnapshotApplier } from "../revision-sync.js";
+import { type ApplyOptions, checkApplyOptions, foldObject } from "./options.js";
 
 /** The part of a Zustand store (vanilla or React) that the applier uses. */
 export interface ZustandStoreLike<S> {
+  getState(): S;
   setState(state: S, replace: true): void;
 }
 
 /**
- * Applies each snapshot as the whole state of a Zustand store: `setState(data, true)`
- * replaces it (keeping no stale keys). Store actions live in the state too, so a store
- * with actions should keep its data under one key and sync that key's store instead,
- * or merge the actions back in a custom applier.
+ * Folds each snapshot into a Zustand store's state (ApplyOptions) and sets the result with
+ * `setState(next, true)`, so subscribers hear one change. The store's actions survive: a
+ * function-valued key is never removed or overwritten, and with mode "replace" the other
+ * keys the snapshot lacks are removed (a plain `setState(data)` would keep them).
  */
-export function zustandApplier<S>(store: ZustandStoreLike<S>): SnapshotApplier<S> {
+export function zustandApplier<S>(store: ZustandStoreLike<S>, options?: ApplyOptions<S>): SnapshotApplier<unknown> {
+  const fold = checkApplyOptions(options, "zustandApplier");
   return {
-    apply({ data }) {
-      store.setState(data, true);
+    apply({ revision, data }) {
+      store.setState(foldObject(store.getState(), data, fold, revision), true);
     },
   };
 }

@@ -38,6 +38,8 @@ const pkg = JSON.parse(readFileSync(join(sdk, "package.json"), "utf8")) as {
 const subpaths = Object.keys(pkg.exports); // ".", "./node", …
 const specifier = (subpath: string) => (subpath === "." ? pkg.name : `${pkg.name}${subpath.slice(1)}`);
 const tsc = join(sdk, "node_modules", "typescript", "bin", "tsc");
+/** Subpaths that import their framework at run time, so need it installed to load. */
+const importsPeer = new Set(["./tauri", "./vue", "./react"]);
 
 let work = "";
 let tarballName = "";
@@ -167,8 +169,8 @@ describe("the npm package", () => {
     expect(modules).toEqual([pkg.name.split("/")[0]]);
   });
 
-  it("imports every subpath but ./tauri in Node as ESM without any peer, with the exports of src/", async () => {
-    const others = subpaths.filter((subpath) => subpath !== "./tauri");
+  it("imports every subpath but those that import their peer in Node as ESM without any peer, with the exports of src/", async () => {
+    const others = subpaths.filter((subpath) => !importsPeer.has(subpath));
     const script = `
       const keys = {};
       for (const [subpath, name] of ${JSON.stringify(others.map((subpath) => [subpath, specifier(subpath)]))}) {
@@ -181,8 +183,8 @@ describe("the npm package", () => {
     }
   });
 
-  it("requires every subpath but ./tauri from CommonJS without any peer, with the exports of src/ and one RpcError class", async () => {
-    const others = subpaths.filter((subpath) => subpath !== "./tauri");
+  it("requires every subpath but those that load a peer (./tauri, ./vue, ./react) from CommonJS without any peer, with the exports of src/ and one RpcError class", async () => {
+    const others = subpaths.filter((subpath) => !importsPeer.has(subpath));
     const script = `
       const keys = {};
       for (const [subpath, name] of ${JSON.stringify(others.map((subpath) => [subpath, specifier(subpath)]))}) {
@@ -216,8 +218,32 @@ describe("the npm package", () => {
     );
   });
 
+  it("imports ./vue and ./react once the app has vue and react, and not before (peers, not bundled)", async () => {
+    for (const [subpath, peer] of [
+      ["./vue", "vue"],
+      ["./react", "react"],
+    ] as const) {
+      const script = `console.log(Object.keys(await import(${JSON.stringify(specifier(subpath))})).sort().join())`;
+      await expect(node(script, consumer), subpath).rejects.toThrow(new RegExp(`'${peer}'`));
+      provide(peer);
+      const source = await import(/* @vite-ignore */ new URL(`../../src/${subpath.slice(2)}.ts`, import.meta.url).href);
+      expect((await node(script, consumer)).trim()).toBe(Object.keys(source).sort().join());
+    }
+  });
+
   it("type-checks a consumer of every subpath with the bundler and node16 module resolutions, as ESM and as CommonJS", async () => {
-    for (const peer of ["@types/node", "@tauri-apps/plugin-shell", "@tauri-apps/api", "pinia"]) {
+    for (const peer of [
+      "@types/node",
+      "@tauri-apps/plugin-shell",
+      "@tauri-apps/api",
+      "pinia",
+      "vue",
+      "@types/react",
+      "svelte",
+      "valtio",
+      "redux",
+      "zustand",
+    ]) {
       if (!existsSync(join(consumer, "node_modules", peer))) provide(peer);
     }
     writeFileSync(join(consumer, "consumer.ts"), consumerSource());
@@ -330,9 +356,38 @@ export const settings = piniaApplier(store);
 // @ts-expect-error a Pinia store
 piniaApplier(42);`,
     "./zustand": `import { zustandApplier } from "${specifier("./zustand")}";
-export const zustand = zustandApplier({ setState() {} });
-// @ts-expect-error a store with setState
-zustandApplier({});`,
+import { createStore } from "zustand/vanilla";
+export const zustand = zustandApplier(createStore(() => ({ count: 0 })), { pick: ["count"] });
+// @ts-expect-error a store with getState and setState
+zustandApplier({ setState() {} });`,
+    "./vue": `import { vueApplier } from "${specifier("./vue")}";
+import { reactive, ref } from "vue";
+export const vueState = [vueApplier(reactive({ theme: "dark" }), { mode: "patch" }), vueApplier(ref({ n: 1 }))];
+// @ts-expect-error pick names the state's keys
+vueApplier(reactive({ theme: "dark" }), { pick: ["colour"] });`,
+    "./svelte": `import { svelteApplier, svelteStateApplier } from "${specifier("./svelte")}";
+import { writable } from "svelte/store";
+export const svelte = [svelteApplier(writable({ theme: "dark" }), { omit: ["theme"] }), svelteStateApplier({ n: 1 })];
+// @ts-expect-error pick or omit, not both
+svelteApplier(writable({ theme: "dark" }), { pick: ["theme"], omit: ["theme"] });`,
+    "./valtio": `import { valtioApplier } from "${specifier("./valtio")}";
+import { proxy } from "valtio/vanilla";
+export const valtio = valtioApplier(proxy({ theme: "dark" }));
+// @ts-expect-error mode is "replace" or "patch"
+valtioApplier(proxy({ theme: "dark" }), { mode: "merge" });`,
+    "./react": `import { useRevisionSync } from "${specifier("./react")}";
+import type { StateSyncClient } from "${specifier(".")}";
+export function useTheme(connection: StateSyncClient): string {
+  return useRevisionSync({ connection, topic: "settings", initialState: { theme: "dark" } }).theme;
+}
+// @ts-expect-error initialState is required
+export const noInitial = (connection: StateSyncClient) => useRevisionSync({ connection, topic: "settings" });`,
+    "./redux": `import { reduxApplier, revisionSyncReducer } from "${specifier("./redux")}";
+import { legacy_createStore } from "redux";
+const reduxStore = legacy_createStore(revisionSyncReducer("settings", (state: { theme: string } = { theme: "dark" }) => state));
+export const redux = reduxApplier(reduxStore, "settings", { mode: "patch" });
+// @ts-expect-error the topic is required
+reduxApplier(reduxStore);`,
   };
   expect(Object.keys(probes).sort(), "a probe for every subpath export").toEqual([...subpaths].sort());
   const imports: string[] = [];

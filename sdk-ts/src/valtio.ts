@@ -1,0 +1,2 @@
+export type { ApplyOptions } from "./appliers/options.js";
+export { valtioApplier } from "./appliers/valtio.js";
