@@ -320,10 +320,10 @@ export const node: NodeLink = createNodeLink("statesync-sidecar", { onStderr: (l
 // @ts-expect-error a path is a string
 createNodeLink(42);`,
     "./tauri": `import { connectTauriWindow, createTauriLink, createTauriRelay, type TauriLink, type TauriRelay } from "${specifier("./tauri")}";
-import type { StateSyncClient } from "${specifier(".")}";
+import type { StateSyncClient as WindowClient } from "${specifier(".")}";
 export const tauri: Promise<TauriLink> = createTauriLink({ program: "binaries/statesync-sidecar" });
 export const relay: Promise<TauriRelay> = createTauriRelay({ program: "binaries/statesync-sidecar", args: ["--store-file", "state.json"] });
-export const window: Promise<StateSyncClient> = connectTauriWindow();
+export const tauriWindow: Promise<WindowClient> = connectTauriWindow();
 // @ts-expect-error args are strings
 createTauriLink({ args: [1] });
 // @ts-expect-error getSnapshot answers a topic with a snapshot
