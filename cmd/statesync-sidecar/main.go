@@ -30,7 +30,7 @@ const usageHead = `statesync-sidecar keeps state in sync between the windows of 
 
 The host spawns it and speaks JSON-RPC 2.0 on its stdin/stdout (see docs/protocol.md).
 stdout carries protocol only; logs go to stderr. It exits 0 when stdin closes, on a
-shutdown request, or on SIGTERM/SIGINT.
+shutdown request, or on SIGTERM, SIGINT or SIGHUP.
 
 Usage:
   statesync-sidecar [flags]
@@ -152,7 +152,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// sidecar exit 0 on the stdin EOF that follows), not kill the process with SIGPIPE,
 	// which Go delivers for writes to fds 1 and 2 unless the signal is ignored.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	// SIGHUP is a goodbye too: its default action kills the process with no clean stop,
+	// and a terminal closing under a sidecar driven by hand sends it.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
 	defer stop()
 	if *parentPID > 0 {
 		var cancel context.CancelFunc
