@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,6 +99,18 @@ func (f *frameReader) readLine(limit int) ([]byte, error) {
 	}
 }
 
+// framingError is an LSP header the stream cannot go on from: the Content-Length is not
+// a number, or larger than the limit. LSP framing has no mark to find the next frame by,
+// so the sidecar cannot skip the frame (a length of 2^62 would have it wait for bytes
+// that never come, answering nothing): the read loop answers it, then ends the
+// connection with it, and the sidecar exits 1 with the message on stderr.
+type framingError struct {
+	code    int64
+	message string
+}
+
+func (e *framingError) Error() string { return e.message }
+
 func (f *frameReader) readLSPFrame() ([]byte, error) {
 	length := -1
 	for {
@@ -120,20 +133,19 @@ func (f *frameReader) readLSPFrame() ([]byte, error) {
 		}
 		name, value, ok := strings.Cut(header, ":")
 		if ok && strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
-			n, err := strconv.Atoi(strings.TrimSpace(value))
-			if err != nil || n < 0 {
-				f.report(jsonrpc2.CodeParseError, fmt.Sprintf("parse error: bad Content-Length %q", quoteBounded(value)))
-				length = -1
-				continue
+			value = strings.TrimSpace(value)
+			digits := value != "" && strings.TrimLeft(value, "0123456789") == ""
+			n, err := strconv.Atoi(value)
+			if digits && err != nil {
+				n = math.MaxInt // too large for an int: over any limit
+			} else if !digits {
+				return nil, &framingError{code: jsonrpc2.CodeParseError, message: fmt.Sprintf("parse error: bad Content-Length %q: want a decimal byte count; the next frame cannot be found without it, so the sidecar stops (LSP framing error)", quoteBounded(value))}
+			}
+			if n > f.maxBytes {
+				return nil, &framingError{code: jsonrpc2.CodeInvalidRequest, message: fmt.Sprintf("message of %s bytes (Content-Length) is larger than the limit of %d bytes (--max-message-bytes); LSP framing cannot skip it without reading it, so the sidecar stops (LSP framing error): raise --max-message-bytes or send smaller messages", quoteBounded(value), f.maxBytes)}
 			}
 			length = n
 		}
-	}
-	if length > f.maxBytes {
-		if _, err := io.CopyN(io.Discard, f.r, int64(length)); err != nil {
-			return nil, err
-		}
-		return nil, errTooLarge
 	}
 	frame := make([]byte, length)
 	if _, err := io.ReadFull(f.r, frame); err != nil {

@@ -183,7 +183,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// killed mid-stream breaks both; whichever we notice first, it is a goodbye).
 		logger.Info("host stopped reading", "err", err)
 	case err != nil:
+		// Whatever the log level: the host sees why its sidecar stopped (an LSP framing
+		// error, an output that broke) on stderr.
 		logger.Error("serve", "err", err)
+		fmt.Fprintf(stderr, "statesync-sidecar: %v\n", err)
 		return 1
 	}
 	return 0
