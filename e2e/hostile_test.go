@@ -74,3 +74,32 @@ func TestLSPContentLengthOverTheLimitIsFatal(t *testing.T) {
 		})
 	}
 }
+
+// A 100 MiB line over a 16 MiB --max-message-bytes is discarded as it streams in: the
+// sidecar's peak resident memory (VmHWM, so no timing is involved) grows by about the
+// limit, not by a multiple of it, and the next message is served. The plain binary: the
+// race detector's shadow memory would blur the figure.
+func TestOversizedLineHoldsAtMostTheLimit(t *testing.T) {
+	const limit = 16 << 20
+	host := newFakeHost()
+	c := startPlain(t, host, "--max-message-bytes", fmt.Sprint(limit))
+	call(t, c, "initialize", map[string]string{"protocolVersion": "1"})
+	before, err := procStatusKiB(c.Pid(), "VmHWM")
+	require.NoError(t, err)
+	chunk := []byte(strings.Repeat("y", 1<<20))
+	require.NoError(t, c.WriteRaw([]byte(`{"jsonrpc":"2.0","id":1,"method":"state.set","params":{"topic":"t","data":"`)))
+	for range 100 {
+		require.NoError(t, c.WriteRaw(chunk))
+	}
+	require.NoError(t, c.WriteRaw([]byte("\"}}\n")))
+	call(t, c, "channel.list", nil) // answered after the oversized line was skipped
+	peak, err := procStatusKiB(c.Pid(), "VmHWM")
+	require.NoError(t, err)
+	t.Logf("peak resident memory: %d KiB idle, %d KiB after a 100 MiB line over a %d MiB limit", before, peak, limit>>20)
+	// The limit, plus room for the runtime (GC metadata, the read buffer): a reader that
+	// grows one buffer by appending keeps several generations of it (about 4x the limit).
+	require.Less(t, peak-before, (limit+limit/2)>>10, "a 100 MiB line over a 16 MiB limit grew peak resident memory by %d KiB", peak-before)
+	answers := errorAnswers(host)
+	require.Len(t, answers, 1, "answers: %v", answers)
+	require.Contains(t, answers[0], `"code":-32600`)
+}

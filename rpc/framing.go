@@ -71,12 +71,21 @@ func (f *frameReader) readFrame() ([]byte, error) {
 }
 
 // readLine returns the next line, "\n" included, or errTooLarge (the line consumed, not
-// kept) when it is longer than limit.
+// kept) when it is longer than limit. A line longer than the read buffer is kept as a
+// list of buffer-sized copies and joined once whole, so an oversize line costs at most
+// limit bytes before it is dropped: growing one slice by appending would keep several
+// generations of it (a 100 MiB line over a 16 MiB limit took 62 MiB).
 func (f *frameReader) readLine(limit int) ([]byte, error) {
-	var line []byte
+	chunk, err := f.r.ReadSlice('\n')
+	if err == nil && len(chunk) <= limit {
+		return append([]byte(nil), chunk...), nil // the common case: one buffer's worth
+	}
+	var (
+		parts [][]byte
+		size  int
+	)
 	for {
-		chunk, err := f.r.ReadSlice('\n')
-		if len(line)+len(chunk) > limit {
+		if size+len(chunk) > limit {
 			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest without keeping it
 				_, err = f.r.ReadSlice('\n')
 			}
@@ -85,18 +94,29 @@ func (f *frameReader) readLine(limit int) ([]byte, error) {
 			}
 			return nil, errTooLarge
 		}
-		line = append(line, chunk...)
+		parts = append(parts, append([]byte(nil), chunk...))
+		size += len(chunk)
 		switch {
 		case err == nil:
-			return line, nil
+			return bytes.Join(parts, nil), nil
 		case errors.Is(err, bufio.ErrBufferFull):
+			chunk, err = f.r.ReadSlice('\n')
 			continue
-		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(line)) > 0:
-			return line, nil // a last line without "\n"
+		case errors.Is(err, io.EOF) && !blank(parts):
+			return bytes.Join(parts, nil), nil // a last line without "\n"
 		default:
 			return nil, err
 		}
 	}
+}
+
+func blank(parts [][]byte) bool {
+	for _, p := range parts {
+		if len(bytes.TrimSpace(p)) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // framingError is an LSP header the stream cannot go on from: the Content-Length is not
