@@ -45,6 +45,7 @@ type fuzzHost struct {
 	answers chan []byte
 	// serveErr is what Serve returned; written before served is closed, read after.
 	serveErr error
+	readDone chan struct{} // closed once everything the server wrote has been read
 
 	wmu sync.Mutex // one frame at a time on the server's input
 
@@ -57,7 +58,7 @@ type fuzzHost struct {
 func newFuzzHost(t *testing.T, framing Framing, maxBytes int) *fuzzHost {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	h := &fuzzHost{t: t, framing: framing, in: inW, served: make(chan struct{}), answers: make(chan []byte, 256),
+	h := &fuzzHost{t: t, framing: framing, in: inW, served: make(chan struct{}), answers: make(chan []byte, 256), readDone: make(chan struct{}),
 		responses: map[string]json.RawMessage{}, changed: make(chan struct{})}
 	srv := NewServer(Config{Framing: framing, MaxMessageBytes: maxBytes, CallTimeout: 20 * time.Millisecond,
 		MaxChannels: 16, MaxInFlight: 16, Store: store.NewMemory(1 << 16)})
@@ -97,6 +98,7 @@ func (h *fuzzHost) problem(format string, args ...any) {
 }
 
 func (h *fuzzHost) read(r *bufio.Reader) {
+	defer close(h.readDone)
 	defer close(h.answers)
 	for {
 		msg, err := h.readFrame(r)
@@ -247,6 +249,11 @@ func requireInitialized(t *testing.T, h *fuzzHost, input []byte, ids ...string) 
 		var fatal *framingError
 		if errors.As(h.serveErr, &fatal) {
 			// An LSP header the stream cannot go on from: answered, then the end.
+			select {
+			case <-h.readDone:
+			case <-time.After(fuzzBound):
+				t.Fatalf("the server's output did not end within %v of Serve returning", fuzzBound)
+			}
 			h.mu.Lock()
 			last := h.responses["null"]
 			h.mu.Unlock()
