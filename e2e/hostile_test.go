@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -102,4 +103,96 @@ func TestOversizedLineHoldsAtMostTheLimit(t *testing.T) {
 	answers := errorAnswers(host)
 	require.Len(t, answers, 1, "answers: %v", answers)
 	require.Contains(t, answers[0], `"code":-32600`)
+}
+
+// Bytes that are not UTF-8 are refused at the door, in both framings: a state.set whose
+// data holds them is answered -32602 naming where, and nothing is stored or applied; a
+// frame with them elsewhere is a parse error; a getSnapshot answer holding them fails the
+// fetch (an error notification), and no apply goes out. JSON text is UTF-8 (RFC 8259
+// §8.1): strict readers (Rust's serde_json in a Tauri host, Python's json) would refuse
+// every later apply of such a topic.
+func TestInvalidUTF8IsRefusedAtTheDoor(t *testing.T) {
+	for _, framing := range []string{"ndjson", "lsp"} {
+		t.Run(framing, func(t *testing.T) {
+			host := newFakeHost()
+			c, _ := startCaptured(t, host, framing)
+			call(t, c, "state.set", map[string]any{"topic": "t", "data": "ok"})
+			call(t, c, "channel.open", map[string]any{"channel": "w", "topic": "t"})
+
+			e := callErr(t, c, "state.set", json.RawMessage("{\"topic\":\"t\",\"data\":{\"name\":\"\xc3(\xff\"}}"))
+			require.EqualValues(t, -32602, e.Code, "%s", e.Message)
+			require.Contains(t, e.Message, "params.data.name")
+			require.Contains(t, e.Message, "not valid UTF-8")
+			got := call(t, c, "state.get", map[string]string{"topic": "t"})
+			require.JSONEq(t, `"ok"`, string(mustField(t, got, "data")), "state.get after the refused write")
+			require.JSONEq(t, `"1"`, string(mustField(t, got, "revision")))
+			// The next write takes the next revision, and is the only apply since the open.
+			call(t, c, "state.set", map[string]any{"topic": "t", "data": "ok again"})
+			host.waitFor(t, "revision 2 applied", func() bool { return host.lastApplied("w") == "2" })
+			host.mu.Lock()
+			require.Equal(t, []string{"1", "2"}, host.applied["w"])
+			host.mu.Unlock()
+
+			// Outside params (here, the method name), or in a notification: a parse error.
+			require.NoError(t, c.WriteRaw(frameFor(framing, "{\"jsonrpc\":\"2.0\",\"id\":41,\"method\":\"state.\xff\",\"params\":{}}")))
+			require.NoError(t, c.WriteRaw(frameFor(framing, "{\"jsonrpc\":\"2.0\",\"method\":\"invalidate\",\"params\":{\"topic\":\"t\xc3\",\"revision\":\"9\"}}")))
+			call(t, c, "channel.list", nil)
+			var answers []string
+			for _, a := range errorAnswers(host) {
+				if strings.Contains(a, `"id":null`) {
+					answers = append(answers, a)
+				}
+			}
+			require.Len(t, answers, 2, "answers: %v", answers)
+			for _, a := range answers {
+				require.Contains(t, a, `"code":-32700`)
+				require.Contains(t, a, "not valid UTF-8")
+			}
+
+			// A host answering getSnapshot with bytes that are not UTF-8.
+			host.set("h", "1", `{"name":"fine"}`)
+			call(t, c, "channel.open", map[string]any{"channel": "hw", "topic": "h", "source": "host"})
+			host.mu.Lock()
+			host.snapshots["h"] = func() (any, error) {
+				return json.RawMessage("{\"revision\":\"2\",\"data\":{\"name\":\"\xc3(\xff\"}}"), nil
+			}
+			host.mu.Unlock()
+			call(t, c, "invalidate", map[string]string{"topic": "h", "revision": "2"})
+			host.waitFor(t, "an error notification", func() bool { return len(host.errors) > 0 })
+			host.mu.Lock()
+			report := host.errors[0]
+			require.Equal(t, []string{"1"}, host.applied["hw"], "applied despite a snapshot that is not UTF-8")
+			delete(host.snapshots, "h")
+			host.mu.Unlock()
+			require.Equal(t, "hw", report.Channel)
+			require.Equal(t, "protocol", report.Phase)
+			require.NotNil(t, report.Error.Code)
+			require.EqualValues(t, -32602, *report.Error.Code)
+			require.Contains(t, report.Error.Message, "result.data.name")
+			require.Contains(t, report.Error.Message, "not valid UTF-8")
+			// The sidecar goes on: the host's next good snapshot is applied.
+			host.set("h", "3", `{"name":"fixed"}`)
+			call(t, c, "invalidate", map[string]string{"topic": "h", "revision": "3"})
+			host.waitFor(t, "revision 3 applied", func() bool { return host.lastApplied("hw") == "3" })
+			host.mu.Lock()
+			require.Equal(t, []string{"1", "3"}, host.applied["hw"])
+			host.mu.Unlock()
+		})
+	}
+}
+
+// frameFor wraps one message in a framing.
+func frameFor(framing, msg string) []byte {
+	if framing == "lsp" {
+		return fmt.Appendf(nil, "Content-Length: %d\r\n\r\n%s", len(msg), msg)
+	}
+	return []byte(msg + "\n")
+}
+
+func mustField(t *testing.T, raw json.RawMessage, name string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(raw, &m))
+	require.Contains(t, m, name, "%s", raw)
+	return m[name]
 }
