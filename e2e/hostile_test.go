@@ -165,7 +165,6 @@ func TestInvalidUTF8IsRefusedAtTheDoor(t *testing.T) {
 			delete(host.snapshots, "h")
 			host.mu.Unlock()
 			require.Equal(t, "hw", report.Channel)
-			require.Equal(t, "protocol", report.Phase)
 			require.NotNil(t, report.Error.Code)
 			require.EqualValues(t, -32602, *report.Error.Code)
 			require.Contains(t, report.Error.Message, "result.data.name")
