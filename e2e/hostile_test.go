@@ -195,3 +195,51 @@ func mustField(t *testing.T, raw json.RawMessage, name string) json.RawMessage {
 	require.Contains(t, m, name, "%s", raw)
 	return m[name]
 }
+
+// Topic and channel names are at most 1024 bytes (engine.MaxNameBytes), refused with a
+// short -32602 naming the limit wherever a name comes in; names are compared byte for
+// byte, never trimmed, so look-alikes are different topics; blank means whitespace as
+// JavaScript's trim() defines it, as in the SDK (testdata/names.json).
+func TestNameRules(t *testing.T) {
+	host := newFakeHost()
+	c := start(t, host)
+	long := strings.Repeat("n", 1025)
+	limit := strings.Repeat("n", 1024)
+	for _, tc := range []struct {
+		what, method string
+		params       map[string]any
+		field        string
+	}{
+		{"state.set topic", "state.set", map[string]any{"topic": long, "data": 1}, "topic"},
+		{"state.get topic", "state.get", map[string]any{"topic": long}, "topic"},
+		{"channel.open topic", "channel.open", map[string]any{"channel": "w", "topic": long}, "topic"},
+		{"channel.open channel", "channel.open", map[string]any{"channel": long, "topic": "t"}, "channel"},
+		{"channel.close channel", "channel.close", map[string]any{"channel": long}, "channel"},
+		{"invalidate topic", "invalidate", map[string]any{"topic": long, "revision": "1"}, "topic"},
+	} {
+		e := callErr(t, c, tc.method, tc.params)
+		require.EqualValues(t, -32602, e.Code, "%s: %s", tc.what, e.Message)
+		require.Contains(t, e.Message, tc.field+": is 1025 bytes long, over the limit of 1024 bytes", tc.what)
+		require.Less(t, len(e.Message), 300, "%s: the error echoes the name", tc.what)
+	}
+	call(t, c, "state.set", map[string]any{"topic": limit, "data": "at the limit"})
+	call(t, c, "channel.open", map[string]any{"channel": limit, "topic": limit})
+	host.waitFor(t, "the channel named at the limit applied", func() bool { return host.lastApplied(limit) == "1" })
+
+	// Four topics that look alike: Latin, Cyrillic а, fullwidth ａ, a trailing space.
+	lookAlikes := []string{"app-config", "аpp-config", "ａpp-config", "app-config "}
+	for i, topic := range lookAlikes {
+		call(t, c, "state.set", map[string]any{"topic": topic, "data": i})
+	}
+	for i, topic := range lookAlikes {
+		got := call(t, c, "state.get", map[string]string{"topic": topic})
+		require.JSONEq(t, fmt.Sprint(i), string(mustField(t, got, "data")), "topic %q", topic)
+		require.JSONEq(t, `"1"`, string(mustField(t, got, "revision")), "topic %q", topic)
+	}
+
+	// Blank as JavaScript's trim() sees it: a byte order mark is blank, U+0085 is not.
+	e := callErr(t, c, "state.set", map[string]any{"topic": "\ufeff", "data": 1})
+	require.EqualValues(t, -32602, e.Code)
+	require.Contains(t, e.Message, "topic: is empty")
+	call(t, c, "state.set", map[string]any{"topic": "\u0085", "data": 1})
+}
