@@ -290,6 +290,21 @@ var fuzzFramingSeeds = []string{
 	"Content-Length: -1\r\n\r\n",
 	"Content-Length: 99999999999999999999\r\n\r\n",
 	"content-length:2\r\nContent-Type: x\r\n\r\n{}",
+	// Bytes that are not UTF-8: in data, in an answer to one of the server's calls, in the
+	// id, in a member name.
+	"{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"state.set\",\"params\":{\"topic\":\"t\",\"data\":\"\xc3(\xff\"}}",
+	"{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"revision\":\"2\",\"data\":\"\xc3(\"}}",
+	"{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"channel.list\"}",
+	"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"invalidate\",\"params\":{\"t\xe2\x82\":\"t\",\"revision\":\"1\"}}",
+	"{\"jsonrpc\":\"2.0\",\"method\":\"invalidate\",\"params\":{\"topic\":\"\xed\xa0\x80\",\"revision\":\"1\"}}", // an encoded surrogate
+	// Over the limits: a name over engine.MaxNameBytes, a line and Content-Lengths over
+	// the message limit (2048 in these targets), and lengths that are no byte count.
+	`{"jsonrpc":"2.0","id":8,"method":"state.set","params":{"topic":"` + strings.Repeat("n", 1025) + `","data":1}}`,
+	`{"jsonrpc":"2.0","id":9,"method":"state.set","params":{"topic":"t","data":"` + strings.Repeat("x", 2100) + "\xff\"}}",
+	"Content-Length: 4611686018427387904\r\n\r\n",
+	"Content-Length: 2049\r\n\r\n{}",
+	"Content-Length: +2\r\n\r\n{}",
+	"Content-Length: 2 2\r\n\r\n{}",
 }
 
 // FuzzNDJSONFraming writes arbitrary bytes to a server speaking NDJSON, ends the line
@@ -353,7 +368,11 @@ func FuzzMethodParams(f *testing.F) {
 			`{"topic":"t","data":{"n":1},"expectedRevision":"1"}`, `{"topic":"t"}`, `{"protocolVersion":"1"}`,
 			`{"channel":"n","topic":"c","source":"channel","options":{"callTimeoutMs":5,"resyncIntervalMs":1,"retry":{"maxAttempts":2,"jitter":0.5}}}`,
 			`{"channel":"x","topic":"t","options":{"retry":{"multiplier":1e308,"maxDelayMs":-1}}}`,
-			`{"topic":"h","revision":"18446744073709551615","epoch":"e","timestampMs":1e400}`} {
+			`{"topic":"h","revision":"18446744073709551615","epoch":"e","timestampMs":1e400}`,
+			// Bytes that are not UTF-8, and names at and over engine.MaxNameBytes.
+			"{\"topic\":\"t\",\"data\":\"\xc3(\xff\"}", "{\"channel\":\"\xff\",\"topic\":\"t\"}", "{\"topic\":\"h\xc3\",\"revision\":\"2\"}",
+			`{"channel":"` + strings.Repeat("w", 1025) + `","topic":"t"}`, `{"channel":"x","topic":"` + strings.Repeat("t", 1024) + `"}`,
+			`{"topic":"` + strings.Repeat("h", 1025) + `","revision":"2"}`, `{"topic":"\ufeff","data":1}`, `{"topic":"\u0085","data":1}`} {
 			f.Add(uint8(i), false, []byte(p))
 		}
 	}
