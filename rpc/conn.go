@@ -31,6 +31,8 @@ import (
 //
 //   - a malformed frame is answered right here (-32700 or -32600, id null when unknown)
 //     and reading goes on;
+//   - a frame that is not UTF-8 is refused before it is read further (refuseText), so
+//     nothing of it is stored, applied or forwarded;
 //   - a request is handed to the server with its params raw (only the envelope is
 //     parsed: jsonrpc2's decoder would round-trip params through map[string]any);
 //   - an answer to one of our calls (getSnapshot, apply) goes to the waiting caller with
