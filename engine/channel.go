@@ -14,7 +14,7 @@ import (
 // Config describes one channel: one window's copy of one topic. The caller's Config is
 // copied; zero values are meaningful as documented per field.
 type Config struct {
-	Topic   string // required, non-empty after trimming
+	Topic   string // required; see ValidateTopic
 	Channel string // name used in error contexts and logs; may be ""
 
 	// Subscriber connects the channel to its events at Start. nil: events come only

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // InvalidationEvent says "topic changed, now at revision"; it never carries state.
@@ -91,15 +90,6 @@ func parseEventSlow(payload []byte) (InvalidationEvent, error) {
 		ev.TimestampMs = &ts
 	}
 	return ev, nil
-}
-
-// ValidateTopic checks that a topic has something besides whitespace. It returns the
-// topic unchanged: topics are identifiers and are compared exactly.
-func ValidateTopic(topic string) (string, error) {
-	if strings.TrimSpace(topic) == "" {
-		return "", fieldErrorf("topic", "is empty: want a stable name such as \"app-config\"")
-	}
-	return topic, nil
 }
 
 func isPresent(raw json.RawMessage) bool {

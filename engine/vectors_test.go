@@ -161,3 +161,53 @@ func TestEventTimestampIsKept(t *testing.T) {
 	require.NotNil(t, ev.TimestampMs)
 	require.Equal(t, float64(1738123456789), *ev.TimestampMs)
 }
+
+// nameCase is one topic of testdata/names.json: Name repeated Repeat times (once when 0).
+type nameCase struct {
+	Description string `json:"description"`
+	Name        string `json:"name"`
+	Repeat      int    `json:"repeat"`
+	Valid       bool   `json:"valid"`
+}
+
+// The TypeScript SDK loops over the same vectors (sdk-ts/test/names.test.ts): the two
+// accept the same topics.
+func TestNameVectors(t *testing.T) {
+	var groups []struct {
+		Description string     `json:"description"`
+		Cases       []nameCase `json:"cases"`
+	}
+	readVectors(t, "names.json", &groups)
+	require.NotEmpty(t, groups)
+	for _, g := range groups {
+		t.Run(g.Description, func(t *testing.T) {
+			require.NotEmpty(t, g.Cases)
+			for _, tc := range g.Cases {
+				t.Run(tc.Description, func(t *testing.T) {
+					name := strings.Repeat(tc.Name, max(tc.Repeat, 1))
+					got, err := ValidateTopic(name)
+					if tc.Valid {
+						require.NoError(t, err, "ValidateTopic(%q): got an error, want valid", name)
+						require.Equal(t, name, got, "the topic is kept as is")
+						_, err = ParseEvent(mustJSON(t, map[string]string{"topic": name, "revision": "1"}))
+						require.NoError(t, err, "ParseEvent with topic %q", name)
+						return
+					}
+					require.Error(t, err, "ValidateTopic(%q): got valid, want an error", name)
+					var ferr *FieldError
+					require.ErrorAs(t, err, &ferr)
+					require.Equal(t, "topic", ferr.Field)
+					_, err = ParseEvent(mustJSON(t, map[string]string{"topic": name, "revision": "1"}))
+					require.Error(t, err, "ParseEvent with topic %q: got valid, want an error", name)
+				})
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}

@@ -10,11 +10,15 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/state-sync/state-sync/engine"
+	"github.com/state-sync/state-sync/internal/strictjson"
 )
 
 // conn is the sidecar's one connection to the host. It owns the read loop (every frame
@@ -27,6 +31,8 @@ import (
 //
 //   - a malformed frame is answered right here (-32700 or -32600, id null when unknown)
 //     and reading goes on;
+//   - a frame that is not UTF-8 is refused before it is read further (refuseText), so
+//     nothing of it is stored, applied or forwarded;
 //   - a request is handed to the server with its params raw (only the envelope is
 //     parsed: jsonrpc2's decoder would round-trip params through map[string]any);
 //   - an answer to one of our calls (getSnapshot, apply) goes to the waiting caller with
@@ -61,10 +67,12 @@ type conn struct {
 	err error
 }
 
-// callAnswer is the host's answer to one of our calls: a raw result, or its error.
+// callAnswer is the host's answer to one of our calls: a raw result, or its error, or
+// why the sidecar refused to read it.
 type callAnswer struct {
-	result json.RawMessage
-	err    *jsonrpc2.Error
+	result  json.RawMessage
+	err     *jsonrpc2.Error
+	refused error
 }
 
 func newConn(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *tracer) *conn {
@@ -91,6 +99,12 @@ func (c *conn) readLoop(dispatch func(req *jsonrpc2.Request, params json.RawMess
 			c.writeError(nil, jsonrpc2.CodeInvalidRequest, fmt.Sprintf("message larger than the limit of %d bytes (--max-message-bytes): it was skipped", c.maxBytes))
 			continue
 		}
+		var fatal *framingError
+		if errors.As(err, &fatal) {
+			c.writeError(nil, fatal.code, fatal.message)
+			c.end(fmt.Errorf("reading from the host: %w", err))
+			return
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = nil // the host closed our input, or died mid-frame: it is gone
@@ -103,6 +117,10 @@ func (c *conn) readLoop(dispatch func(req *jsonrpc2.Request, params json.RawMess
 		c.trace.frame("<-", frame)
 		if c.closing.Load() {
 			return
+		}
+		if err := strictjson.CheckUTF8(frame); err != nil {
+			c.refuseText(frame, err)
+			continue
 		}
 		if req, params, ok := c.admit(frame); ok {
 			dispatch(req, params)
@@ -223,6 +241,11 @@ func (c *conn) call(ctx context.Context, method string, params any) (json.RawMes
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
+	if a.refused != nil {
+		// A malformed answer, as decodeSnapshot reports one: the engine calls it a
+		// protocol error.
+		return nil, &engine.FieldError{Field: "the host's " + method + " answer", Err: a.refused}
+	}
 	if wireErr := a.err; wireErr != nil {
 		hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, wireErr.Message)}
 		if wireErr.Data != nil {
@@ -270,6 +293,44 @@ func (c *conn) deliver(id string, env envelope) {
 		wireErr = jsonrpc2.Error{Code: jsonrpc2.CodeInvalidRequest, Message: "malformed error answer (want {code, message, data?}): " + quoteBounded(string(env.Error))}
 	}
 	answer <- callAnswer{err: &wireErr}
+}
+
+// refuseText answers a frame that is not UTF-8 (RFC 8259 §8.1), found by the check every
+// frame passes before it is read further: nothing of it is stored, applied or forwarded.
+// A request whose params hold the bad bytes gets -32602 with its id, naming where; an
+// answer to one of our calls fails that call (the engine reports it, and applies
+// nothing); anything else (a notification, bad bytes outside params, an envelope that
+// cannot be read) is a parse error, id null. The envelope is read only for the id.
+func (c *conn) refuseText(frame []byte, bad error) {
+	var where *strictjson.Error
+	root := ""
+	if errors.As(bad, &where) {
+		root, _, _ = strings.Cut(where.Path, ".")
+		root, _, _ = strings.Cut(root, "[")
+	}
+	var env envelope
+	trimmed := bytes.TrimSpace(frame)
+	if !splitEnvelope(trimmed, &env) && json.Unmarshal(trimmed, &env) != nil {
+		c.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+bad.Error())
+		return
+	}
+	id, idOK := canonicalID(env.ID)
+	idOK = idOK && root != "id" // an id with bad bytes reads as another id
+	isRequest := len(env.Method) > 0
+	switch {
+	case !isRequest && idOK && (len(env.Result) > 0 || len(env.Error) > 0):
+		c.mu.Lock()
+		answer := c.calls[string(id)]
+		delete(c.calls, string(id))
+		c.mu.Unlock()
+		if answer != nil {
+			answer <- callAnswer{refused: bad}
+		}
+	case isRequest && idOK && root == "params":
+		c.writeError(id, jsonrpc2.CodeInvalidParams, "invalid params: "+bad.Error())
+	default:
+		c.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+bad.Error())
+	}
 }
 
 // reply answers a request; a notification gets no answer, but its error is logged.

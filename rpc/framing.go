@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,12 +71,21 @@ func (f *frameReader) readFrame() ([]byte, error) {
 }
 
 // readLine returns the next line, "\n" included, or errTooLarge (the line consumed, not
-// kept) when it is longer than limit.
+// kept) when it is longer than limit. A line longer than the read buffer is kept as a
+// list of buffer-sized copies and joined once whole, so an oversize line costs at most
+// limit bytes before it is dropped: growing one slice by appending would keep several
+// generations of it (a 100 MiB line over a 16 MiB limit took 62 MiB).
 func (f *frameReader) readLine(limit int) ([]byte, error) {
-	var line []byte
+	chunk, err := f.r.ReadSlice('\n')
+	if err == nil && len(chunk) <= limit {
+		return append([]byte(nil), chunk...), nil // the common case: one buffer's worth
+	}
+	var (
+		parts [][]byte
+		size  int
+	)
 	for {
-		chunk, err := f.r.ReadSlice('\n')
-		if len(line)+len(chunk) > limit {
+		if size+len(chunk) > limit {
 			for errors.Is(err, bufio.ErrBufferFull) { // skip the rest without keeping it
 				_, err = f.r.ReadSlice('\n')
 			}
@@ -84,19 +94,42 @@ func (f *frameReader) readLine(limit int) ([]byte, error) {
 			}
 			return nil, errTooLarge
 		}
-		line = append(line, chunk...)
+		parts = append(parts, append([]byte(nil), chunk...))
+		size += len(chunk)
 		switch {
 		case err == nil:
-			return line, nil
+			return bytes.Join(parts, nil), nil
 		case errors.Is(err, bufio.ErrBufferFull):
+			chunk, err = f.r.ReadSlice('\n')
 			continue
-		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(line)) > 0:
-			return line, nil // a last line without "\n"
+		case errors.Is(err, io.EOF) && !blank(parts):
+			return bytes.Join(parts, nil), nil // a last line without "\n"
 		default:
 			return nil, err
 		}
 	}
 }
+
+func blank(parts [][]byte) bool {
+	for _, p := range parts {
+		if len(bytes.TrimSpace(p)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// framingError is an LSP header the stream cannot go on from: the Content-Length is not
+// a number, or larger than the limit. LSP framing has no mark to find the next frame by,
+// so the sidecar cannot skip the frame (a length of 2^62 would have it wait for bytes
+// that never come, answering nothing): the read loop answers it, then ends the
+// connection with it, and the sidecar exits 1 with the message on stderr.
+type framingError struct {
+	code    int64
+	message string
+}
+
+func (e *framingError) Error() string { return e.message }
 
 func (f *frameReader) readLSPFrame() ([]byte, error) {
 	length := -1
@@ -120,20 +153,19 @@ func (f *frameReader) readLSPFrame() ([]byte, error) {
 		}
 		name, value, ok := strings.Cut(header, ":")
 		if ok && strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
-			n, err := strconv.Atoi(strings.TrimSpace(value))
-			if err != nil || n < 0 {
-				f.report(jsonrpc2.CodeParseError, fmt.Sprintf("parse error: bad Content-Length %q", quoteBounded(value)))
-				length = -1
-				continue
+			value = strings.TrimSpace(value)
+			digits := value != "" && strings.TrimLeft(value, "0123456789") == ""
+			n, err := strconv.Atoi(value)
+			if digits && err != nil {
+				n = math.MaxInt // too large for an int: over any limit
+			} else if !digits {
+				return nil, &framingError{code: jsonrpc2.CodeParseError, message: fmt.Sprintf("parse error: bad Content-Length %q: want a decimal byte count; the next frame cannot be found without it, so the sidecar stops (LSP framing error)", quoteBounded(value))}
+			}
+			if n > f.maxBytes {
+				return nil, &framingError{code: jsonrpc2.CodeInvalidRequest, message: fmt.Sprintf("message of %s bytes (Content-Length) is larger than the limit of %d bytes (--max-message-bytes); LSP framing cannot skip it without reading it, so the sidecar stops (LSP framing error): raise --max-message-bytes or send smaller messages", quoteBounded(value), f.maxBytes)}
 			}
 			length = n
 		}
-	}
-	if length > f.maxBytes {
-		if _, err := io.CopyN(io.Discard, f.r, int64(length)); err != nil {
-			return nil, err
-		}
-		return nil, errTooLarge
 	}
 	frame := make([]byte, length)
 	if _, err := io.ReadFull(f.r, frame); err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -42,6 +43,9 @@ type fuzzHost struct {
 	in      *io.PipeWriter
 	served  chan struct{}
 	answers chan []byte
+	// serveErr is what Serve returned; written before served is closed, read after.
+	serveErr error
+	readDone chan struct{} // closed once everything the server wrote has been read
 
 	wmu sync.Mutex // one frame at a time on the server's input
 
@@ -54,13 +58,13 @@ type fuzzHost struct {
 func newFuzzHost(t *testing.T, framing Framing, maxBytes int) *fuzzHost {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	h := &fuzzHost{t: t, framing: framing, in: inW, served: make(chan struct{}), answers: make(chan []byte, 256),
+	h := &fuzzHost{t: t, framing: framing, in: inW, served: make(chan struct{}), answers: make(chan []byte, 256), readDone: make(chan struct{}),
 		responses: map[string]json.RawMessage{}, changed: make(chan struct{})}
 	srv := NewServer(Config{Framing: framing, MaxMessageBytes: maxBytes, CallTimeout: 20 * time.Millisecond,
 		MaxChannels: 16, MaxInFlight: 16, Store: store.NewMemory(1 << 16)})
 	go func() {
 		defer close(h.served)
-		_ = srv.Serve(context.Background(), inR, outW)
+		h.serveErr = srv.Serve(context.Background(), inR, outW)
 		_ = inR.CloseWithError(io.ErrClosedPipe) // writes to a stopped server fail, never block
 		_ = outW.Close()
 	}()
@@ -94,6 +98,7 @@ func (h *fuzzHost) problem(format string, args ...any) {
 }
 
 func (h *fuzzHost) read(r *bufio.Reader) {
+	defer close(h.readDone)
 	defer close(h.answers)
 	for {
 		msg, err := h.readFrame(r)
@@ -241,6 +246,22 @@ func requireInitialized(t *testing.T, h *fuzzHost, input []byte, ids ...string) 
 	}
 	answer, ok := h.await(quoted...)
 	if !ok {
+		var fatal *framingError
+		if errors.As(h.serveErr, &fatal) {
+			// An LSP header the stream cannot go on from: answered, then the end.
+			select {
+			case <-h.readDone:
+			case <-time.After(fuzzBound):
+				t.Fatalf("the server's output did not end within %v of Serve returning", fuzzBound)
+			}
+			h.mu.Lock()
+			last := h.responses["null"]
+			h.mu.Unlock()
+			if !bytes.Contains(last, []byte(fmt.Sprintf(`"code":%d`, fatal.code))) {
+				t.Fatalf("the server stopped on %v without answering it (last id-null answer %s); input %.300q", fatal, last, input)
+			}
+			return
+		}
 		if !askedForShutdown(input) {
 			t.Fatalf("the server stopped without a shutdown request; input %.300q", input)
 		}
@@ -269,6 +290,21 @@ var fuzzFramingSeeds = []string{
 	"Content-Length: -1\r\n\r\n",
 	"Content-Length: 99999999999999999999\r\n\r\n",
 	"content-length:2\r\nContent-Type: x\r\n\r\n{}",
+	// Bytes that are not UTF-8: in data, in an answer to one of the server's calls, in the
+	// id, in a member name.
+	"{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"state.set\",\"params\":{\"topic\":\"t\",\"data\":\"\xc3(\xff\"}}",
+	"{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"revision\":\"2\",\"data\":\"\xc3(\"}}",
+	"{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"channel.list\"}",
+	"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"invalidate\",\"params\":{\"t\xe2\x82\":\"t\",\"revision\":\"1\"}}",
+	"{\"jsonrpc\":\"2.0\",\"method\":\"invalidate\",\"params\":{\"topic\":\"\xed\xa0\x80\",\"revision\":\"1\"}}", // an encoded surrogate
+	// Over the limits: a name over engine.MaxNameBytes, a line and Content-Lengths over
+	// the message limit (2048 in these targets), and lengths that are no byte count.
+	`{"jsonrpc":"2.0","id":8,"method":"state.set","params":{"topic":"` + strings.Repeat("n", 1025) + `","data":1}}`,
+	`{"jsonrpc":"2.0","id":9,"method":"state.set","params":{"topic":"t","data":"` + strings.Repeat("x", 2100) + "\xff\"}}",
+	"Content-Length: 4611686018427387904\r\n\r\n",
+	"Content-Length: 2049\r\n\r\n{}",
+	"Content-Length: +2\r\n\r\n{}",
+	"Content-Length: 2 2\r\n\r\n{}",
 }
 
 // FuzzNDJSONFraming writes arbitrary bytes to a server speaking NDJSON, ends the line
@@ -286,43 +322,23 @@ func FuzzNDJSONFraming(f *testing.F) {
 	})
 }
 
-// lspDeclaredLength is the largest Content-Length a line of input declares, as the
-// server reads headers.
-func lspDeclaredLength(input []byte) int {
-	largest := 0
-	for _, line := range strings.Split(string(input), "\n") {
-		name, value, ok := strings.Cut(strings.TrimRight(line, "\r"), ":")
-		if !ok || !strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(value))
-		if err != nil {
-			continue
-		}
-		largest = max(largest, n)
-	}
-	return largest
-}
-
 // FuzzLSPFraming writes arbitrary bytes to a server speaking LSP framing, then as many
 // copies of a valid initialize frame as it takes to get past whatever frame the garbage
 // left open, and requires one of them to be answered. LSP has no resynchronisation mark:
 // a reader that lands mid-body reads the rest of the body and the next header as one
 // header line, so the copies are separated by a blank line (which a reader in step
-// answers as a frame without Content-Length). Nor can it get past a frame that declares
-// more bytes than will ever come: inputs declaring more than the copies cover are skipped
-// (a huge declared length is skipped by reading it: the framing's contract, not a hang).
+// answers as a frame without Content-Length). A Content-Length over the limit or that is
+// no byte count ends the server (answered, then Serve returns the framing error): a frame
+// it would have to skip by reading it could declare more bytes than will ever come.
 func FuzzLSPFraming(f *testing.F) {
 	for _, s := range fuzzFramingSeeds {
 		f.Add([]byte(fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(s), s)))
 		f.Add([]byte(s))
 	}
-	const cover = 4096
+	const maxBytes = 2048
+	const cover = 2 * maxBytes // a frame within the limit ends inside the copies
 	f.Fuzz(func(t *testing.T, input []byte) {
-		if lspDeclaredLength(input) > cover {
-			t.Skip("declares a frame longer than the resynchronising copies cover")
-		}
-		h := newFuzzHost(t, LSP, 2048)
+		h := newFuzzHost(t, LSP, maxBytes)
 		h.write(input)
 		var ids []string
 		var tail []byte
@@ -352,7 +368,11 @@ func FuzzMethodParams(f *testing.F) {
 			`{"topic":"t","data":{"n":1},"expectedRevision":"1"}`, `{"topic":"t"}`, `{"protocolVersion":"1"}`,
 			`{"channel":"n","topic":"c","source":"channel","options":{"callTimeoutMs":5,"resyncIntervalMs":1,"retry":{"maxAttempts":2,"jitter":0.5}}}`,
 			`{"channel":"x","topic":"t","options":{"retry":{"multiplier":1e308,"maxDelayMs":-1}}}`,
-			`{"topic":"h","revision":"18446744073709551615","epoch":"e","timestampMs":1e400}`} {
+			`{"topic":"h","revision":"18446744073709551615","epoch":"e","timestampMs":1e400}`,
+			// Bytes that are not UTF-8, and names at and over engine.MaxNameBytes.
+			"{\"topic\":\"t\",\"data\":\"\xc3(\xff\"}", "{\"channel\":\"\xff\",\"topic\":\"t\"}", "{\"topic\":\"h\xc3\",\"revision\":\"2\"}",
+			`{"channel":"` + strings.Repeat("w", 1025) + `","topic":"t"}`, `{"channel":"x","topic":"` + strings.Repeat("t", 1024) + `"}`,
+			`{"topic":"` + strings.Repeat("h", 1025) + `","revision":"2"}`, `{"topic":"\ufeff","data":1}`, `{"topic":"\u0085","data":1}`} {
 			f.Add(uint8(i), false, []byte(p))
 		}
 	}

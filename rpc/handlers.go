@@ -69,7 +69,7 @@ func requireChannel(name string) error {
 	if name == "" {
 		return invalidParams("channel: is missing: want the channel's name as given to channel.open")
 	}
-	return nil
+	return engine.ValidateChannel(name)
 }
 
 // initialize
@@ -518,6 +518,9 @@ func (s *Server) stateGet(params json.RawMessage) (any, error) {
 	}
 	if p.Topic == "" {
 		return nil, invalidParams("topic: is missing")
+	}
+	if _, err := engine.ValidateTopic(p.Topic); err != nil {
+		return nil, err
 	}
 	snapshot, err := s.cfg.Store.Get(p.Topic)
 	if err != nil {

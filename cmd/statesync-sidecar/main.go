@@ -30,7 +30,7 @@ const usageHead = `statesync-sidecar keeps state in sync between the windows of 
 
 The host spawns it and speaks JSON-RPC 2.0 on its stdin/stdout (see docs/protocol.md).
 stdout carries protocol only; logs go to stderr. It exits 0 when stdin closes, on a
-shutdown request, or on SIGTERM/SIGINT.
+shutdown request, or on SIGTERM, SIGINT or SIGHUP.
 
 Usage:
   statesync-sidecar [flags]
@@ -159,7 +159,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// sidecar exit 0 on the stdin EOF that follows), not kill the process with SIGPIPE,
 	// which Go delivers for writes to fds 1 and 2 unless the signal is ignored.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	// SIGHUP is a goodbye too: its default action kills the process with no clean stop,
+	// and a terminal closing under a sidecar driven by hand sends it.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
 	defer stop()
 	if *parentPID > 0 {
 		var cancel context.CancelFunc
@@ -188,7 +190,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// killed mid-stream breaks both; whichever we notice first, it is a goodbye).
 		logger.Info("host stopped reading", "err", err)
 	case err != nil:
+		// Whatever the log level: the host sees why its sidecar stopped (an LSP framing
+		// error, an output that broke) on stderr.
 		logger.Error("serve", "err", err)
+		fmt.Fprintf(stderr, "statesync-sidecar: %v\n", err)
 		return 1
 	}
 	return 0

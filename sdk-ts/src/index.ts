@@ -21,6 +21,7 @@ export type {
   Link,
   RequestId,
 } from "./link.js";
+export { MAX_NAME_BYTES } from "./names.js";
 export {
   type ApplyParams,
   type ChannelOptions,

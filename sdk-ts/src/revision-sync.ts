@@ -2,6 +2,7 @@ import type { StateSyncClient } from "./client.js";
 import { toErrorObject } from "./connection.js";
 import { ErrorCodes, RpcError, StoppedError } from "./errors.js";
 import { isRecord } from "./link.js";
+import { cutToBytes, MAX_NAME_BYTES, topicProblem, utf8Length } from "./names.js";
 import type {
   ApplyParams,
   ChannelOptions,
@@ -166,7 +167,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
     throw new TypeError(`createRevisionSync: a provider makes the source "channel", not "${options.source}"`);
   }
   const source = provider !== undefined ? "channel" : options.source;
-  const channel = options.channel ?? `${topic}#${uniqueId()}`;
+  const channel = options.channel ?? defaultChannel(topic);
 
   let status: Status = "idle";
   let localRevision: Revision = "0";
@@ -489,8 +490,9 @@ function eventProblem(event: unknown): string | undefined {
   if (!isRecord(event)) {
     return `event: want a JSON object {topic, revision}, got ${event === null ? "null" : typeof event}`;
   }
-  if (typeof event.topic !== "string" || event.topic.trim() === "") {
-    return 'topic: want a non-empty string such as "app-config"';
+  const topicError = topicProblem(event.topic);
+  if (topicError !== undefined) {
+    return topicError;
   }
   if (!isCanonicalRevision(event.revision)) {
     return `revision: ${describe(event.revision)} is not a canonical decimal u64 string such as "42"`;
@@ -513,6 +515,12 @@ function boundedEvent(event: unknown): unknown {
   } catch {
     return String(event);
   }
+}
+
+/** The topic and a unique id; a long topic is cut so that the name stays within MAX_NAME_BYTES. */
+function defaultChannel(topic: string): string {
+  const suffix = `#${uniqueId()}`;
+  return `${cutToBytes(topic, MAX_NAME_BYTES - utf8Length(suffix))}${suffix}`;
 }
 
 /** Unique among the channels of every window of one sidecar: windows do not coordinate names. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCodes, RpcError, StoppedError } from "../src/errors.js";
+import { MAX_NAME_BYTES } from "../src/names.js";
 import type { Snapshot } from "../src/protocol.js";
 import { createRevisionSync, type SyncErrorContext } from "../src/revision-sync.js";
 import { type Gate, gate, within } from "./helpers/async.js";
@@ -159,6 +160,16 @@ describe("createRevisionSync over the sidecar", () => {
       names.add((await sidecar.next("channel.open")).params?.channel);
     }
     expect(names.size).toBe(3);
+  });
+
+  it("keeps the default channel name within MAX_NAME_BYTES for a topic at the limit", async () => {
+    const { client, sidecar } = await connectToFake();
+    const topic = "€".repeat(341); // 1023 bytes: a valid topic, too long to take a suffix
+    void createRevisionSync({ topic, connection: client, applier: recordingApplier() }).start();
+    const params = (await sidecar.next("channel.open")).params as { channel: string; topic: string };
+    expect(params.topic).toBe(topic);
+    expect(new TextEncoder().encode(params.channel).length).toBeLessThanOrEqual(MAX_NAME_BYTES);
+    expect(params.channel.startsWith("€".repeat(300))).toBe(true);
   });
 
   it("forwards valid events of its topic as invalidate {channel}; drops other topics and filtered ones", async () => {
