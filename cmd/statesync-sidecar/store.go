@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/state-sync/state-sync/natsstore"
 	"github.com/state-sync/state-sync/rpc"
 	"github.com/state-sync/state-sync/store"
 )
@@ -61,10 +60,7 @@ type closingStore interface {
 // set, else memory.
 func openStore(ctx context.Context, path string, maxBytes int, nf natsFlags, log *slog.Logger) (closingStore, error) {
 	if *nf.url != "" {
-		return natsstore.Open(ctx, natsstore.Config{
-			URLs: *nf.url, Bucket: *nf.bucket, Replicas: *nf.replicas, CredsFile: *nf.creds,
-			TLSCert: *nf.tlsCert, TLSKey: *nf.tlsKey, TLSCA: *nf.tlsCA, Logger: log,
-		})
+		return openNATS(ctx, nf, log)
 	}
 	if path == "" {
 		return store.NewMemory(maxBytes), nil

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "statesync-sidecar")
-	build := exec.Command("go", "build", "-race", "-o", binary, "../../cmd/statesync-sidecar")
+	build := exec.Command("go", "build", "-race", "-tags", "nats", "-o", binary, "../../cmd/statesync-sidecar")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the sidecar:", err)
