@@ -62,7 +62,11 @@ func TestClusterLeaderKilledDuringWriteStorm(t *testing.T) {
 	)
 	totalBefore := int64(2 * writersPerSidecar * perPhase / 2)
 	var before atomic.Int64
-	deadline := time.Now().Add(testTimeout / 2)
+	stormFor := testTimeout / 2
+	if os.Getenv("STATESYNC_NATS_STORM") != "" {
+		stormFor = 5 * time.Minute // the soak
+	}
+	deadline := time.Now().Add(stormFor)
 	for _, p := range []*sidecarProc{a, b} {
 		for g := range writersPerSidecar {
 			wg.Go(func() {
