@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,7 +99,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			s.log.Info("nats reconnected", "url", nc.ConnectedUrl())
+			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 			select {
 			case s.reconnected <- struct{}{}:
 			default: // one pending restart of the watcher covers any number of reconnections
@@ -136,12 +137,24 @@ func connectError(cfg Config, err error) error {
 		if cfg.CredsFile != "" {
 			who = fmt.Sprintf("--nats-creds %q", cfg.CredsFile)
 		}
-		return fmt.Errorf("the NATS server at %s refused the credentials (%s): %v: check the credentials, or ask the server's operator for valid ones", cfg.URLs, who, err)
+		return fmt.Errorf("the NATS server at %s refused the credentials (%s): %v: check the credentials, or ask the server's operator for valid ones", redact(cfg.URLs), who, err)
 	case cfg.CredsFile != "" && strings.Contains(err.Error(), cfg.CredsFile):
 		return fmt.Errorf("--nats-creds %q cannot be used: %v: give a .creds file as nsc or the nats CLI writes it", cfg.CredsFile, err)
 	default:
-		return fmt.Errorf("cannot reach the NATS server at --nats-url %s within %s: %v: check the URL and that nats-server runs with JetStream (-js)", cfg.URLs, cfg.ConnectTimeout, err)
+		return fmt.Errorf("cannot reach the NATS server at --nats-url %s within %s: %v: check the URL and that nats-server runs with JetStream (-js)", redact(cfg.URLs), cfg.ConnectTimeout, err)
 	}
+}
+
+// redact hides the passwords of URLs (nats://user:secret@host), which messages and logs
+// must not carry.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // open binds the bucket (creating it when missing), reads its epoch and starts the
@@ -163,10 +176,11 @@ func (s *Store) open(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			return fmt.Errorf("JetStream is not enabled for this account on the NATS server at %s: start nats-server with -js (or enable JetStream for the account): %w", s.cfg.URLs, err)
+		// No responders: nothing serves the JetStream API for this account.
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("JetStream is not enabled for this account on the NATS server at %s: start nats-server with -js (or enable JetStream for the account): %w", redact(s.cfg.URLs), err)
 		}
-		return fmt.Errorf("cannot open or create the NATS bucket %q (--nats-bucket) at %s: %w", s.cfg.Bucket, s.cfg.URLs, err)
+		return fmt.Errorf("cannot open or create the NATS bucket %q (--nats-bucket) at %s: %w", s.cfg.Bucket, redact(s.cfg.URLs), err)
 	}
 	s.kv = kv
 	status, err := kv.Status(ctx)

@@ -317,6 +317,7 @@ func runFailing(t *testing.T, args ...string) (int, string) {
 	err := cmd.Run()
 	require.Error(t, err, "want a failed start; stderr: %s", stderr.String())
 	require.NoError(t, ctx.Err(), "the sidecar did not exit by itself")
+	t.Logf("stderr: %s", stderr.String())
 	return cmd.ProcessState.ExitCode(), stderr.String()
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
@@ -123,7 +124,8 @@ func TestStartupErrors(t *testing.T) {
 		url := strings.Replace(n.url(), "nats://", "nats://app:wrong@", 1)
 		code, stderr := runFailing(t, "--nats-url", url)
 		require.Equal(t, 1, code)
-		require.Contains(t, stderr, "refused the credentials")
+		require.Contains(t, stderr, "refused the credentials (the user in --nats-url)")
+		require.NotContains(t, stderr, "wrong", "the password is printed")
 	})
 	t.Run("creds refused", func(t *testing.T) {
 		n := startNode(t, &server.Options{Username: "app", Password: "right"})
@@ -138,6 +140,16 @@ func TestStartupErrors(t *testing.T) {
 		code, stderr := runFailing(t, "--nats-url", n.url(), "--nats-creds", missing)
 		require.Equal(t, 1, code)
 		require.Contains(t, stderr, "--nats-creds "+strconv.Quote(missing)+" cannot be used")
+	})
+	t.Run("JetStream off", func(t *testing.T) {
+		srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+		require.NoError(t, err)
+		srv.Start()
+		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+		require.True(t, srv.ReadyForConnections(10*time.Second))
+		code, stderr := runFailing(t, "--nats-url", srv.ClientURL())
+		require.Equal(t, 1, code)
+		require.Contains(t, stderr, "JetStream is not enabled")
 	})
 	t.Run("flags without --nats-url", func(t *testing.T) {
 		code, stderr := runFailing(t, "--nats-creds", "x.creds")
