@@ -53,7 +53,7 @@ type Store struct {
 	limit  int    // largest value the server takes
 
 	stopWatch   context.CancelFunc
-	reconnected chan struct{} // signalled on each reconnection, for runWatcher
+	reconnected chan struct{} // asks runWatcher for a new watcher (a reconnection, a lost consumer)
 	watching    sync.WaitGroup
 	closeOnce   sync.Once
 
@@ -61,6 +61,7 @@ type Store struct {
 	epoch   string           // the bucket's life: its stream's creation time; under mu
 	entries map[string]entry // by topic: the newest entry seen (watched or acknowledged); under mu
 	notify  func(engine.InvalidationEvent)
+	watched uint64 // the highest revision the watcher delivered; under mu
 }
 
 type entry struct {
@@ -100,10 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
-			select {
-			case s.reconnected <- struct{}{}:
-			default: // one pending restart of the watcher covers any number of reconnections
-			}
+			s.restartWatcher()
 		}),
 	}
 	if cfg.CredsFile != "" {
@@ -233,9 +231,9 @@ func (s *Store) runWatcher(ctx context.Context, w jetstream.KeyWatcher, initial 
 		case <-ctx.Done():
 			return
 		case <-s.reconnected:
-			if next := s.rewatch(ctx, seen); next != nil {
+			if next, from := s.rewatch(ctx, seen); next != nil {
 				_ = w.Stop()
-				w = next
+				w, seen = next, from
 			}
 		case e, ok := <-w.Updates():
 			if !ok {
@@ -253,21 +251,24 @@ func (s *Store) runWatcher(ctx context.Context, w jetstream.KeyWatcher, initial 
 				continue
 			}
 			seen = max(seen, e.Revision())
+			s.mu.Lock()
+			s.watched = seen
+			s.mu.Unlock()
 			s.observe(e)
 		}
 	}
 }
 
 // rewatch starts a watcher after a reconnection: from revision seen+1, or from the start
-// with a new epoch when the bucket was created again. nil: it could not, and the old
-// watcher stays.
-func (s *Store) rewatch(ctx context.Context, seen uint64) jetstream.KeyWatcher {
+// with a new epoch (and seen 0, returned) when the bucket was created again. nil: it
+// could not, and the old watcher stays.
+func (s *Store) rewatch(ctx context.Context, seen uint64) (jetstream.KeyWatcher, uint64) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
 	defer cancel()
 	epoch, err := s.readEpoch(ctx)
 	if err != nil {
 		s.log.Warn("cannot read the NATS bucket after reconnecting; the old watcher stays", "bucket", s.cfg.Bucket, "err", err)
-		return nil
+		return nil, seen
 	}
 	s.mu.Lock()
 	reset := epoch != s.epoch
@@ -277,7 +278,7 @@ func (s *Store) rewatch(ctx context.Context, seen uint64) jetstream.KeyWatcher {
 		for topic := range s.entries {
 			topics = append(topics, topic)
 		}
-		s.epoch, s.entries, seen = epoch, map[string]entry{}, 0
+		s.epoch, s.entries, s.watched, seen = epoch, map[string]entry{}, 0, 0
 	}
 	notify := s.notify
 	s.mu.Unlock()
@@ -288,7 +289,7 @@ func (s *Store) rewatch(ctx context.Context, seen uint64) jetstream.KeyWatcher {
 	w, err := s.kv.WatchAll(context.WithoutCancel(ctx), opts...)
 	if err != nil {
 		s.log.Warn("cannot watch the NATS bucket after reconnecting; the old watcher stays", "bucket", s.cfg.Bucket, "err", err)
-		return nil
+		return nil, seen
 	}
 	if notify != nil {
 		// The new epoch resets every window of a topic the old bucket had, even one the
@@ -297,7 +298,7 @@ func (s *Store) rewatch(ctx context.Context, seen uint64) jetstream.KeyWatcher {
 			notify(engine.InvalidationEvent{Topic: topic, Revision: engine.ZeroRevision, Epoch: epoch})
 		}
 	}
-	return w
+	return w, seen
 }
 
 // stoppedWatcher stands in for a watcher that ended: it delivers nothing.
@@ -416,6 +417,10 @@ func (s *Store) Begin(topic string, data json.RawMessage, expected *engine.Revis
 	value := append(json.RawMessage(nil), data...)
 	msg := &nats.Msg{Subject: s.prefix + EncodeKey(topic), Data: value}
 	future, err := s.js.PublishMsgAsync(msg, opts...)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Under the limit alone, but not with the compare-and-set header.
+		return nil, &store.TooLargeError{Topic: topic, Size: len(data), Limit: s.limit, LimitName: "the NATS server's max_payload, headers included"}
+	}
 	if err != nil {
 		return nil, &store.WriteError{Topic: topic, Err: err}
 	}
@@ -423,11 +428,40 @@ func (s *Store) Begin(topic string, data json.RawMessage, expected *engine.Revis
 		select {
 		case ack := <-future.Ok():
 			s.record(topic, entry{rev: ack.Sequence, data: value})
+			s.expectWatched(ack.Sequence)
 			return engine.Revision(strconv.FormatUint(ack.Sequence, 10)), nil
 		case err := <-future.Err():
 			return "", s.writeError(topic, expected, err)
 		}
 	}, nil
+}
+
+// watcherGrace is how long the watcher may take to deliver a write this sidecar saw
+// acknowledged before the watcher is taken for lost and started again.
+const watcherGrace = 2 * time.Second
+
+// expectWatched checks, after watcherGrace, that the watcher delivered revision rev. The
+// ordered consumer behind it lives on one server: when that server dies while this
+// sidecar stays connected to another, the consumer notices only after missing several
+// heartbeats (5 s apart), so the other sidecars' changes would wait that long.
+func (s *Store) expectWatched(rev uint64) {
+	time.AfterFunc(watcherGrace, func() {
+		s.mu.Lock()
+		behind := s.watched < rev
+		s.mu.Unlock()
+		if behind {
+			s.log.Info("the NATS watcher is behind this sidecar's own write: starting it again", "revision", rev)
+			s.restartWatcher()
+		}
+	})
+}
+
+// restartWatcher asks runWatcher for a new watcher; one pending request covers any number.
+func (s *Store) restartWatcher() {
+	select {
+	case s.reconnected <- struct{}{}:
+	default:
+	}
 }
 
 // writeError turns a failed publish into the store's errors: a lost compare-and-set, a
