@@ -38,6 +38,7 @@ type Config struct {
 	// TLS, named as the nats CLI names them; any of them set turns TLS on.
 	TLSCert, TLSKey, TLSCA string
 	ConnectTimeout         time.Duration // to reach the server at startup [5s]
+	HealthInterval         time.Duration // between checks of the bucket's epoch and the watcher's progress [5s]
 	WriteTimeout           time.Duration // for a write's acknowledgement [5s]
 	Logger                 *slog.Logger  // nil: silent
 }
@@ -82,6 +83,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 5 * time.Second
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
@@ -226,10 +230,18 @@ func (s *Store) watch(ctx context.Context) error {
 func (s *Store) runWatcher(ctx context.Context, w jetstream.KeyWatcher, initial chan struct{}) {
 	defer func() { _ = w.Stop() }()
 	var seen uint64 // the highest revision delivered: every later change has a higher one
+	var lagging uint64
+	health := time.NewTicker(s.cfg.HealthInterval)
+	defer health.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-health.C:
+			var restart bool
+			if restart, lagging = s.checkHealth(ctx, seen, lagging); restart {
+				s.restartWatcher()
+			}
 		case <-s.reconnected:
 			if next, from := s.rewatch(ctx, seen); next != nil {
 				_ = w.Stop()
@@ -299,6 +311,32 @@ func (s *Store) rewatch(ctx context.Context, seen uint64) (jetstream.KeyWatcher,
 		}
 	}
 	return w, seen
+}
+
+// checkHealth asks the server for the bucket's epoch and last revision. It reports a
+// restart when the bucket was created again (a new epoch), or when the watcher is still
+// short of a revision that was already the bucket's last at the previous check (its
+// consumer was lost: a bucket deleted under it, a node gone). lagging is that revision,
+// carried from check to check (0: none).
+func (s *Store) checkHealth(ctx context.Context, seen, lagging uint64) (restart bool, nextLagging uint64) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	status, err := s.kv.Status(ctx)
+	if err != nil {
+		return false, lagging // unreachable: the reconnection restarts the watcher
+	}
+	info := status.(*jetstream.KeyValueBucketStatus).StreamInfo()
+	if "nats-"+strconv.FormatInt(info.Created.UnixNano(), 36) != s.Epoch() {
+		return true, 0
+	}
+	if lagging != 0 && seen < lagging {
+		s.log.Info("the NATS watcher is behind the bucket: starting it again", "seen", seen, "bucket last", lagging)
+		return true, 0
+	}
+	if info.State.LastSeq > seen {
+		return false, info.State.LastSeq
+	}
+	return false, 0
 }
 
 // stoppedWatcher stands in for a watcher that ended: it delivers nothing.

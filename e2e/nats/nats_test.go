@@ -249,3 +249,37 @@ func asRPCError(t *testing.T, err error) *rpcError {
 	require.ErrorAs(t, err, &e)
 	return e
 }
+
+// TestBucketCreatedAgain: a bucket deleted and created again is a new epoch; every
+// sidecar notices (by its periodic check of the bucket) and its windows take the new
+// bucket's state, though its revisions start over.
+func TestBucketCreatedAgain(t *testing.T) {
+	n := startNode(t, &server.Options{})
+	a := startSidecar(t, "A", "--nats-url", n.url())
+	b := startSidecar(t, "B", "--nats-url", n.url())
+	b.open(t, "w1", "t")
+	var rev string
+	for i := range 3 {
+		rev = a.set(t, "t", fmt.Sprintf(`"old %d"`, i))
+	}
+	b.host.waitWindow(t, "w1", "the old bucket's last write", func(w window) bool { return w.revision == rev })
+	oldEpoch := b.host.window("w1").epoch
+
+	nc, err := natsgo.Connect(n.url())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteKeyValue(testContext(t), "statesync"))
+	kv, err := js.CreateKeyValue(testContext(t), jetstream.KeyValueConfig{Bucket: "statesync"})
+	require.NoError(t, err)
+	newRev, err := kv.Put(testContext(t), "t", []byte(`"new"`))
+	require.NoError(t, err)
+	require.True(t, revLess(strconv.FormatUint(newRev, 10), rev), "the new bucket's revision %d should restart below %s", newRev, rev)
+
+	b.host.waitWindow(t, "w1", "the new bucket's state", func(w window) bool { return string(w.data) == `"new"` })
+	w := b.host.window("w1")
+	require.Equal(t, strconv.FormatUint(newRev, 10), w.revision)
+	require.NotEqual(t, oldEpoch, w.epoch, "the new bucket must be a new epoch")
+	waitUntil(t, "A to read the new bucket", func() bool { r, _ := a.get(t, "t"); return r == w.revision })
+}
