@@ -140,6 +140,8 @@ func connectError(cfg Config, err error) error {
 			who = fmt.Sprintf("--nats-creds %q", cfg.CredsFile)
 		}
 		return fmt.Errorf("the NATS server at %s refused the credentials (%s): %v: check the credentials, or ask the server's operator for valid ones", redact(cfg.URLs), who, err)
+	case strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "tls:"):
+		return fmt.Errorf("TLS with the NATS server at %s failed: %v: give the CA that signed the server's certificate with --nats-tlsca, and a client certificate with --nats-tlscert and --nats-tlskey if the server asks for one", redact(cfg.URLs), err)
 	case cfg.CredsFile != "" && strings.Contains(err.Error(), cfg.CredsFile):
 		return fmt.Errorf("--nats-creds %q cannot be used: %v: give a .creds file as nsc or the nats CLI writes it", cfg.CredsFile, err)
 	default:
