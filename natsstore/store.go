@@ -59,10 +59,10 @@ type Store struct {
 	closeOnce   sync.Once
 
 	mu      sync.Mutex
-	epoch   string           // the bucket's life: its stream's creation time; under mu
-	entries map[string]entry // by topic: the newest entry seen (watched or acknowledged); under mu
-	notify  func(engine.InvalidationEvent)
-	watched uint64 // the highest revision the watcher delivered; under mu
+	epoch   string                         // the bucket's life: its stream's creation time; under mu
+	entries map[string]entry               // by topic: the newest entry seen (watched or acknowledged); under mu
+	notify  func(engine.InvalidationEvent) // rpc's watcher callback; under mu, called outside it
+	watched uint64                         // the highest revision the watcher delivered; under mu
 }
 
 type entry struct {
