@@ -141,6 +141,7 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	c := newConn(s.cfg.Framing, in, w, s.cfg.MaxMessageBytes, trace)
 	c.callTimeout, c.log = s.cfg.CallTimeout, s.log
 	s.conn = c
+	defer s.watchStore()()
 	// Handlers get connCtx, which ends when the connection does.
 	connCtx, cancelConn := context.WithCancel(ctx)
 	defer cancelConn()

@@ -30,10 +30,17 @@ type TooLargeError struct {
 	Topic string
 	Size  int
 	Limit int
+	// LimitName says where the limit is set; empty: --max-store-bytes. A store whose
+	// limit is its server's (NATS) names that, so the user knows what to change.
+	LimitName string
 }
 
 func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("data for topic %q is %d bytes, over the limit of %d (--max-store-bytes)", e.Topic, e.Size, e.Limit)
+	name := e.LimitName
+	if name == "" {
+		name = "--max-store-bytes"
+	}
+	return fmt.Sprintf("data for topic %q is %d bytes, over the limit of %d (%s)", e.Topic, e.Size, e.Limit, name)
 }
 
 // WriteError is a write the file backend could not make durable (disk full, folder gone,
@@ -41,9 +48,15 @@ func (e *TooLargeError) Error() string {
 type WriteError struct {
 	Topic string
 	Err   error
+	// Unknown: the write was sent but its acknowledgement never came (a remote store
+	// timed out), so it may have been saved; state.get tells.
+	Unknown bool
 }
 
 func (e *WriteError) Error() string {
+	if e.Unknown {
+		return fmt.Sprintf("the write to topic %q was not acknowledged, so it may or may not be saved (state.get tells): %v", e.Topic, e.Err)
+	}
 	return fmt.Sprintf("the write to topic %q was not saved, nothing changed: %v", e.Topic, e.Err)
 }
 func (e *WriteError) Unwrap() error { return e.Err }

@@ -38,6 +38,7 @@ Usage:
 Examples:
   statesync-sidecar                               # NDJSON on stdio, embedded memory store
   statesync-sidecar --store-file app-state.json   # the store survives restarts
+  statesync-sidecar --nats-url nats://127.0.0.1:4222  # one store shared by many sidecars
   statesync-sidecar --framing lsp                 # Content-Length framing (vscode-jsonrpc)
   statesync-sidecar --trace --log-level debug     # every message and decision on stderr
   echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"1"}}' | statesync-sidecar
@@ -71,6 +72,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		showVersion   = flags.Bool("version", false, "print the version and exit")
 		help          = flags.BoolP("help", "h", false, "print this help and exit")
 	)
+	natsFlags := addNATSFlags(flags)
 	flags.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
 		flags.PrintDefaults()
@@ -132,8 +134,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case *parentPID < 0:
 		return usageError("--parent-pid: want a process id")
 	}
+	if err := natsFlags.check(*storeFile); err != nil {
+		return usageError("%v", err)
+	}
 
-	store, err := openStore(*storeFile, *maxStoreBytes)
+	store, err := openStore(context.Background(), *storeFile, *maxStoreBytes, natsFlags, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "statesync-sidecar: %v\n", err)
 		return 1
