@@ -5,46 +5,21 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/state-sync/state-sync/internal/sidecarbin"
 	"github.com/state-sync/state-sync/sidecar"
 )
 
 // binary is the sidecar built once for the whole package (go-plugin's helper process).
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "statesync-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "statesync-sidecar")
-	if runtime.GOOS == "windows" {
-		binary += ".exe"
-	}
-	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/statesync-sidecar")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the sidecar:", err)
-		os.Exit(1)
-	}
-	// A -race binary sleeps 1s at exit to flush reports; the exit-time tests measure the
-	// sidecar, not that.
-	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sidecarbin.Main(m, &binary, "-race") }
 
 // testTimeout bounds every wait in these tests; nothing here should take a fraction of it.
 const testTimeout = 20 * time.Second

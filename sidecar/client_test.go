@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,32 +13,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/state-sync/state-sync/internal/sidecarbin"
 )
 
 // binary is the sidecar built once for the package (go-plugin's helper process).
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "statesync-sidecar-client-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "statesync-sidecar")
-	if runtime.GOOS == "windows" {
-		binary += ".exe"
-	}
-	// Not -race: these tests check the client, which `go test -race` instruments.
-	build := exec.Command("go", "build", "-o", binary, "../cmd/statesync-sidecar")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the sidecar:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+// Not -race: these tests check the client, which `go test -race` instruments.
+func TestMain(m *testing.M) { sidecarbin.Main(m, &binary) }
 
 // testTimeout bounds every wait; nothing here should take a fraction of it.
 const testTimeout = 20 * time.Second

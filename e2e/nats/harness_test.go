@@ -7,11 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,29 +19,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
+	"github.com/state-sync/state-sync/internal/sidecarbin"
 	"github.com/state-sync/state-sync/sidecar"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "statesync-nats-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "statesync-sidecar")
-	build := exec.Command("go", "build", "-race", "-tags", "nats", "-o", binary, "../../cmd/statesync-sidecar")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the sidecar:", err)
-		os.Exit(1)
-	}
-	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { sidecarbin.Main(m, &binary, "-race", "-tags", "nats") }
 
 // testTimeout bounds every wait; the suite as a whole takes a fraction of it.
 const testTimeout = 30 * time.Second
