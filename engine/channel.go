@@ -97,6 +97,8 @@ type Channel struct {
 	gate atomic.Pointer[gateState]
 	// ignored is Counters.IgnoredEvents, kept apart so that the lock-free path can count.
 	ignored atomic.Uint64
+	// calls gives the worker's provider and applier calls their contexts.
+	calls callClock
 
 	mu sync.Mutex
 	s  chanState // accessed only in update and view, with mu held
@@ -291,6 +293,7 @@ func NewChannel(cfg Config) (*Channel, error) {
 		return nil, errors.New("engine: Config.Applier is required")
 	}
 	c := &Channel{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	c.calls.timeout = cfg.CallTimeout
 	c.s = chanState{phase: StateIdle, local: ZeroRevision}
 	g := c.s.gate()
 	c.gate.Store(&g)
@@ -329,7 +332,13 @@ func (c *Channel) Start(ctx context.Context) error {
 			return
 		}
 		s.phase = StateStarting
-		s.ctx, s.cancel = context.WithCancel(context.Background())
+		var cancel context.CancelFunc
+		s.ctx, cancel = context.WithCancel(context.Background())
+		c.calls.reset()
+		s.cancel = func() {
+			cancel()
+			c.calls.abort() // a call in flight ends with the run, as a child context would
+		}
 		runCtx = s.ctx
 		// Under mu, so that a concurrent Stop either waits for the worker or comes
 		// first and makes Start fail here.
@@ -693,9 +702,9 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 
 // fetch asks the provider for a snapshot and checks its revision.
 func (c *Channel) fetch(ctx context.Context, req SnapshotRequest) (Snapshot, error) {
-	callCtx, cancel := c.callContext(ctx)
+	callCtx := c.calls.begin(ctx)
 	snapshot, err := recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(callCtx, req) })
-	cancel()
+	c.calls.end(callCtx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Snapshot{}, ErrStopped
@@ -767,9 +776,9 @@ func (c *Channel) gateSnapshot(ctx context.Context, req SnapshotRequest, snapsho
 
 // apply hands snapshot to the applier and, if it took it, advances localRevision.
 func (c *Channel) apply(ctx context.Context, snapshot Snapshot) error {
-	callCtx, cancel := c.callContext(ctx)
+	callCtx := c.calls.begin(ctx)
 	_, err := recovered(func() (struct{}, error) { return struct{}{}, c.cfg.Applier.Apply(callCtx, snapshot) })
-	cancel()
+	c.calls.end(callCtx)
 
 	var stopped bool
 	c.update(func(s *chanState) {
@@ -800,13 +809,6 @@ func (c *Channel) apply(ctx context.Context, snapshot Snapshot) error {
 	default:
 		return c.fail(&SyncError{Phase: PhaseApply, Err: err, SnapshotRevision: snapshot.Revision})
 	}
-}
-
-func (c *Channel) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if c.cfg.CallTimeout > 0 {
-		return context.WithTimeout(ctx, c.cfg.CallTimeout)
-	}
-	return context.WithCancel(ctx)
 }
 
 // fail reports serr and returns it.
