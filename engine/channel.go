@@ -102,6 +102,12 @@ type Channel struct {
 
 	mu sync.Mutex
 	s  chanState // accessed only in update and view, with mu held
+	// fanout is the Fanout the channel is a member of, nil when none; fanoutBase is its
+	// absorbed count when the channel joined, so the channel's share of the events the
+	// Fanout absorbed is the difference. Written by joinFanout and leaveFanout, read by
+	// update and Status, all with mu held.
+	fanout     *Fanout
+	fanoutBase uint64
 }
 
 // chanState is everything about a channel that changes. Each field says who writes it;
@@ -228,6 +234,26 @@ func (c *Channel) update(f func(s *chanState)) {
 		published := new(gateState)
 		*published = g
 		c.gate.Store(published)
+		if c.fanout != nil {
+			c.fanout.gen.Add(1) // after the store: see Fanout
+		}
+	}
+}
+
+// joinFanout and leaveFanout keep the channel's share of f's absorbed events; f calls
+// them with its lock held.
+func (c *Channel) joinFanout(f *Fanout) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fanout, c.fanoutBase = f, f.absorbed.Load()
+}
+
+func (c *Channel) leaveFanout(f *Fanout) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fanout == f {
+		c.ignored.Add(f.absorbed.Load() - c.fanoutBase)
+		c.fanout = nil
 	}
 }
 
@@ -516,8 +542,11 @@ func (c *Channel) Status() Status {
 	var st Status
 	c.view(func(s *chanState) {
 		st = Status{Topic: c.cfg.Topic, Channel: c.cfg.Channel, State: s.phase, LocalRevision: s.local, Epoch: s.epoch, Counters: s.counters}
+		st.Counters.IgnoredEvents = c.ignored.Load()
+		if c.fanout != nil {
+			st.Counters.IgnoredEvents += c.fanout.absorbed.Load() - c.fanoutBase
+		}
 	})
-	st.Counters.IgnoredEvents = c.ignored.Load()
 	return st
 }
 
