@@ -61,8 +61,10 @@ func NewFanout() *Fanout {
 func (f *Fanout) Add(s Sink) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	old := *f.members.Load()
-	next := append(old[:len(old):len(old)], s) // a new array: readers keep the old one
+	// Appended in place when the array has room: a reader holds its own length and never
+	// reads past it, so writing beyond it is safe, and opening N channels makes O(N)
+	// garbage, not the O(N²) of a copy per channel (8 MB at 1,000 channels).
+	next := append(*f.members.Load(), s)
 	if c, ok := s.(*Channel); ok {
 		c.joinFanout(f)
 	}
