@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/state-sync/state-sync/engine"
 )
@@ -195,7 +196,8 @@ func newBenchEnv(n, size int, shared bool) *benchEnv {
 		return nil
 	})
 	for i := range n {
-		ch, err := engine.NewChannel(engine.Config{Topic: "bench", Channel: fmt.Sprintf("c%04d", i), Provider: provider, Applier: applier})
+		// CallTimeout as the sidecar sets it by default: each call gets a deadline.
+		ch, err := engine.NewChannel(engine.Config{Topic: "bench", Channel: fmt.Sprintf("c%04d", i), Provider: provider, Applier: applier, CallTimeout: 10 * time.Second})
 		if err != nil {
 			panic(err)
 		}

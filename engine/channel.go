@@ -97,9 +97,17 @@ type Channel struct {
 	gate atomic.Pointer[gateState]
 	// ignored is Counters.IgnoredEvents, kept apart so that the lock-free path can count.
 	ignored atomic.Uint64
+	// calls gives the worker's provider and applier calls their contexts.
+	calls callClock
 
 	mu sync.Mutex
 	s  chanState // accessed only in update and view, with mu held
+	// fanout is the Fanout the channel is a member of, nil when none; fanoutBase is its
+	// absorbed count when the channel joined, so the channel's share of the events the
+	// Fanout absorbed is the difference. Written by joinFanout and leaveFanout, read by
+	// update and Status, all with mu held.
+	fanout     *Fanout
+	fanoutBase uint64
 }
 
 // chanState is everything about a channel that changes. Each field says who writes it;
@@ -226,6 +234,26 @@ func (c *Channel) update(f func(s *chanState)) {
 		published := new(gateState)
 		*published = g
 		c.gate.Store(published)
+		if c.fanout != nil {
+			c.fanout.gen.Add(1) // after the store: see Fanout
+		}
+	}
+}
+
+// joinFanout and leaveFanout keep the channel's share of f's absorbed events; f calls
+// them with its lock held.
+func (c *Channel) joinFanout(f *Fanout) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fanout, c.fanoutBase = f, f.absorbed.Load()
+}
+
+func (c *Channel) leaveFanout(f *Fanout) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fanout == f {
+		c.ignored.Add(f.absorbed.Load() - c.fanoutBase)
+		c.fanout = nil
 	}
 }
 
@@ -291,6 +319,7 @@ func NewChannel(cfg Config) (*Channel, error) {
 		return nil, errors.New("engine: Config.Applier is required")
 	}
 	c := &Channel{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	c.calls.timeout = cfg.CallTimeout
 	c.s = chanState{phase: StateIdle, local: ZeroRevision}
 	g := c.s.gate()
 	c.gate.Store(&g)
@@ -329,7 +358,13 @@ func (c *Channel) Start(ctx context.Context) error {
 			return
 		}
 		s.phase = StateStarting
-		s.ctx, s.cancel = context.WithCancel(context.Background())
+		var cancel context.CancelFunc
+		s.ctx, cancel = context.WithCancel(context.Background())
+		c.calls.reset()
+		s.cancel = func() {
+			cancel()
+			c.calls.abort() // a call in flight ends with the run, as a child context would
+		}
 		runCtx = s.ctx
 		// Under mu, so that a concurrent Stop either waits for the worker or comes
 		// first and makes Start fail here.
@@ -507,8 +542,11 @@ func (c *Channel) Status() Status {
 	var st Status
 	c.view(func(s *chanState) {
 		st = Status{Topic: c.cfg.Topic, Channel: c.cfg.Channel, State: s.phase, LocalRevision: s.local, Epoch: s.epoch, Counters: s.counters}
+		st.Counters.IgnoredEvents = c.ignored.Load()
+		if c.fanout != nil {
+			st.Counters.IgnoredEvents += c.fanout.absorbed.Load() - c.fanoutBase
+		}
 	})
-	st.Counters.IgnoredEvents = c.ignored.Load()
 	return st
 }
 
@@ -693,9 +731,9 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 
 // fetch asks the provider for a snapshot and checks its revision.
 func (c *Channel) fetch(ctx context.Context, req SnapshotRequest) (Snapshot, error) {
-	callCtx, cancel := c.callContext(ctx)
+	callCtx := c.calls.begin(ctx)
 	snapshot, err := recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(callCtx, req) })
-	cancel()
+	c.calls.end(callCtx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Snapshot{}, ErrStopped
@@ -767,9 +805,9 @@ func (c *Channel) gateSnapshot(ctx context.Context, req SnapshotRequest, snapsho
 
 // apply hands snapshot to the applier and, if it took it, advances localRevision.
 func (c *Channel) apply(ctx context.Context, snapshot Snapshot) error {
-	callCtx, cancel := c.callContext(ctx)
+	callCtx := c.calls.begin(ctx)
 	_, err := recovered(func() (struct{}, error) { return struct{}{}, c.cfg.Applier.Apply(callCtx, snapshot) })
-	cancel()
+	c.calls.end(callCtx)
 
 	var stopped bool
 	c.update(func(s *chanState) {
@@ -800,13 +838,6 @@ func (c *Channel) apply(ctx context.Context, snapshot Snapshot) error {
 	default:
 		return c.fail(&SyncError{Phase: PhaseApply, Err: err, SnapshotRevision: snapshot.Revision})
 	}
-}
-
-func (c *Channel) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if c.cfg.CallTimeout > 0 {
-		return context.WithTimeout(ctx, c.cfg.CallTimeout)
-	}
-	return context.WithCancel(ctx)
 }
 
 // fail reports serr and returns it.

@@ -48,6 +48,7 @@ func BenchmarkEncodeApply(b *testing.B) {
 		p := applyParams{Channel: "settings-window/app-config", Topic: "app-config", Revision: "18446744073709551614", Data: benchData(sz.size)}
 		b.Run(sz.name+"/direct", func(b *testing.B) {
 			s := newConn(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
+			defer runWriter(s)()
 			b.SetBytes(int64(len(p.Data)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -58,6 +59,7 @@ func BenchmarkEncodeApply(b *testing.B) {
 		})
 		b.Run(sz.name+"/jsonrpc2", func(b *testing.B) {
 			s := newConn(NDJSON, strings.NewReader(""), io.Discard, 16<<20, nil)
+			defer runWriter(s)()
 			b.SetBytes(int64(len(p.Data)))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -85,7 +85,7 @@ func newConn(framing Framing, r io.Reader, w io.Writer, maxBytes int, trace *tra
 	}
 	c.in = &frameReader{framing: framing, r: bufio.NewReaderSize(r, 64*1024), maxBytes: maxBytes,
 		report: func(code int64, message string) { c.writeError(nil, code, message) }}
-	c.out = &frameWriter{framing: framing, trace: trace, w: bufio.NewWriterSize(w, 64*1024)}
+	c.out = newFrameWriter(framing, w, trace, func(err error) { c.end(fmt.Errorf("writing to the host: %w", err)) })
 	return c
 }
 
@@ -379,12 +379,9 @@ func (c *conn) writeError(id []byte, code int64, message string) {
 	_ = c.write(b) // a failed write has ended the connection already
 }
 
-// write writes one frame. A failed write ends the connection: a host that cannot read
-// us is gone, so the read loop stops too (Serve interrupts it).
+// write queues one frame for the writer (c.out.run, which Serve starts and joins). A
+// failed write ends the connection: a host that cannot read us is gone, so the read loop
+// stops too (Serve interrupts it); write returns that failure from then on.
 func (c *conn) write(parts ...[]byte) error {
-	err := c.out.writeFrame(parts...)
-	if err != nil {
-		c.end(fmt.Errorf("writing to the host: %w", err))
-	}
-	return err
+	return c.out.writeFrame(parts...)
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -174,32 +173,128 @@ func (f *frameReader) readLSPFrame() ([]byte, error) {
 	return frame, nil
 }
 
-// frameWriter writes whole frames, one at a time.
+// frameWriter writes whole frames from one goroutine, run, which the connection's owner
+// starts and joins. Senders queue a frame and return; run takes everything queued at each
+// wake-up, writes it through one buffer and flushes once, so a fan-out of N applies costs
+// one write call per wake-up (a few, not N), no sender waits on a lock held across a
+// syscall, and no frame waits for a later one.
 type frameWriter struct {
 	framing Framing
 	trace   *tracer
+	w       *bufio.Writer // used by run only
+	// failed is told of the first write failure, once, from run.
+	failed func(error)
 
-	mu      sync.Mutex
-	w       *bufio.Writer // guarded by mu
-	writers atomic.Int32  // writeFrame calls writing or waiting for mu; the last one flushes
+	mu sync.Mutex
+	// queue holds the frames sent and not yet taken by run, in send order; at most
+	// maxQueuedFrames, beyond which send waits (a host that stops reading slows its
+	// senders down, as a blocking write did). Guarded by mu.
+	queue []outFrame
+	// closed: close was called; run writes what is queued, then returns. err: the first
+	// write failure, after which frames are dropped and send fails. Guarded by mu.
+	closed bool
+	err    error
+	ready  sync.Cond // run waits on it for frames or close; on mu
+	space  sync.Cond // send waits on it for room in queue; on mu
 }
 
-// writeFrame writes one message made of parts. Writers that find others waiting leave the
-// flush to the last of them, so a fan-out of N applies costs a few write calls, not N;
-// the last writer always flushes, so no message waits for a later one. After a failed
-// write every later one fails too (bufio.Writer keeps the first error).
+// maxQueuedFrames bounds the frames waiting for run. The frames share their large parts
+// (snapshot data) with the callers, so the bound is on count: 1,000 channels' applies of
+// one round fit, a host that never reads cannot grow it without end.
+const maxQueuedFrames = 4096
+
+// outFrame is one message: up to three parts, written one after another (an apply's head,
+// its data as it came, its tail), so that sending copies none of them.
+type outFrame struct {
+	parts [3][]byte
+	n     int
+}
+
+var errWriterClosed = errors.New("the connection's writer is closed")
+
+func newFrameWriter(framing Framing, w io.Writer, trace *tracer, failed func(error)) *frameWriter {
+	f := &frameWriter{framing: framing, trace: trace, w: bufio.NewWriterSize(w, 64*1024), failed: failed}
+	f.ready.L, f.space.L = &f.mu, &f.mu
+	return f
+}
+
+// writeFrame queues one message made of parts (at most three) for run. It returns the
+// failure of an earlier write, if any; a write of this frame that fails later reaches
+// failed instead. It waits only while the queue is full.
 func (f *frameWriter) writeFrame(parts ...[]byte) error {
-	if f.trace != nil {
-		f.trace.frame("->", bytes.Join(parts, nil))
+	var fr outFrame
+	fr.n = copy(fr.parts[:], parts)
+	if fr.n < len(parts) {
+		panic("rpc: a frame has at most three parts")
 	}
-	f.writers.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err := f.writeParts(parts)
-	if f.writers.Add(-1) == 0 && err == nil {
-		err = f.w.Flush()
+	for len(f.queue) >= maxQueuedFrames && !f.closed && f.err == nil {
+		f.space.Wait()
 	}
-	return err
+	switch {
+	case f.err != nil:
+		return f.err
+	case f.closed:
+		return errWriterClosed
+	}
+	f.queue = append(f.queue, fr)
+	if len(f.queue) == 1 {
+		f.ready.Signal() // run waits only on an empty queue
+	}
+	return nil
+}
+
+// run writes queued frames until close, then what is left, and returns. After a failed
+// write it drops frames (so that senders never wait for room) until close.
+func (f *frameWriter) run() {
+	var batch []outFrame
+	for {
+		f.mu.Lock()
+		for len(f.queue) == 0 && !f.closed {
+			f.ready.Wait()
+		}
+		if len(f.queue) == 0 { // closed, and everything written
+			f.mu.Unlock()
+			return
+		}
+		batch, f.queue = f.queue, batch[:0]
+		failed := f.err != nil
+		f.space.Broadcast()
+		f.mu.Unlock()
+
+		var err error
+		for i := range batch {
+			fr := &batch[i]
+			if !failed && err == nil {
+				if f.trace != nil {
+					f.trace.frame("->", bytes.Join(fr.parts[:fr.n], nil))
+				}
+				err = f.writeParts(fr.parts[:fr.n])
+			}
+			*fr = outFrame{} // the queue's spare array must not keep data alive
+		}
+		if !failed && err == nil {
+			err = f.w.Flush()
+		}
+		if err != nil && !failed {
+			f.mu.Lock()
+			f.err = err
+			f.space.Broadcast()
+			f.mu.Unlock()
+			f.failed(err)
+		}
+	}
+}
+
+// close makes run return once every frame queued before it is written (or dropped after
+// a failure); frames sent after it fail with errWriterClosed. Safe to call twice.
+func (f *frameWriter) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.ready.Signal()
+	f.space.Broadcast()
+	f.mu.Unlock()
 }
 
 func (f *frameWriter) writeParts(parts [][]byte) error {

@@ -400,14 +400,11 @@ func (s *Server) invalidate(params json.RawMessage) (int, error) {
 	if p.Channel != nil && *p.Channel == "" {
 		return 0, invalidParams("channel: is empty: leave it out to reach every channel of the topic, or name one channel")
 	}
-	sinks, err := s.route(event.Topic, p.Channel)
+	to, err := s.route(event.Topic, p.Channel)
 	if err != nil {
 		return 0, err
 	}
-	for _, sink := range sinks {
-		sink.Invalidate(event)
-	}
-	return len(sinks), nil
+	return to.invalidate(event), nil
 }
 
 func boundedRaw(params json.RawMessage) json.RawMessage {

@@ -1,12 +1,14 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/state-sync/state-sync/engine"
+	"github.com/state-sync/state-sync/internal/jsonscan"
 )
 
 // The engine's plug-ins that reach outside the engine: snapshot providers (the host, a
@@ -18,26 +20,31 @@ type snapshotParams struct {
 	Channel string `json:"channel,omitempty"`
 }
 
-// decodeSnapshot reads a getSnapshot result, keeping data raw. A malformed answer is a
-// protocol error naming the field.
+// decodeSnapshot reads a getSnapshot result, keeping data raw: data is a slice of raw,
+// not a copy. A malformed answer is a protocol error naming the field.
+//
+// raw is the result member of a frame the read loop has validated, so the usual answer
+// ({"revision":"42","data":…}, any member order) is read by splitSnapshot in one pass
+// that skips over data without decoding it; anything else (escapes, case variants of the
+// names that encoding/json would match, repeats) goes through json.Unmarshal and its
+// messages.
 func decodeSnapshot(raw json.RawMessage) (engine.Snapshot, error) {
-	var r struct {
-		Revision json.RawMessage `json:"revision"`
-		Epoch    json.RawMessage `json:"epoch"`
-		Data     json.RawMessage `json:"data"`
-	}
 	if len(raw) == 0 || raw[0] != '{' {
 		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: errors.New("want an object {revision, data}")}
 	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: err}
+	var r snapshotResult
+	if !splitSnapshot(raw, &r) {
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: err}
+		}
 	}
-	var rev, epoch string
-	if len(r.Revision) == 0 || r.Revision[0] != '"' || json.Unmarshal(r.Revision, &rev) != nil {
+	rev, ok := plainString(r.Revision)
+	if !ok && (len(r.Revision) == 0 || r.Revision[0] != '"' || json.Unmarshal(r.Revision, &rev) != nil) {
 		return engine.Snapshot{}, &engine.FieldError{Field: "revision", Err: fmt.Errorf("want a canonical revision string such as \"42\", got %s", quoteBounded(string(r.Revision)))}
 	}
+	var epoch string
 	if len(r.Epoch) > 0 && string(r.Epoch) != "null" {
-		if r.Epoch[0] != '"' || json.Unmarshal(r.Epoch, &epoch) != nil {
+		if epoch, ok = plainString(r.Epoch); !ok && (r.Epoch[0] != '"' || json.Unmarshal(r.Epoch, &epoch) != nil) {
 			return engine.Snapshot{}, &engine.FieldError{Field: "epoch", Err: errors.New("want a string")}
 		}
 	}
@@ -45,6 +52,84 @@ func decodeSnapshot(raw json.RawMessage) (engine.Snapshot, error) {
 		return engine.Snapshot{}, &engine.FieldError{Field: "data", Err: errors.New("is missing: send the state (null is a valid state)")}
 	}
 	return engine.Snapshot{Revision: engine.Revision(rev), Epoch: epoch, Data: r.Data}, nil
+}
+
+type snapshotResult struct {
+	Revision json.RawMessage `json:"revision"`
+	Epoch    json.RawMessage `json:"epoch"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// splitSnapshot slices the members of a valid JSON object into r without copying, as
+// json.Unmarshal would fill it, and reports false (r untouched or partly filled, to be
+// overwritten) when it cannot be sure of that: a member name with an escape, a name that
+// matches one of r's only case-insensitively, a repeated name, or input that is not
+// well formed where it looks.
+func splitSnapshot(b []byte, r *snapshotResult) bool {
+	var seen [3]bool
+	i := jsonscan.SkipSpace(b, 1)
+	for i < len(b) && b[i] != '}' {
+		if b[i] != '"' {
+			return false
+		}
+		end := i + 1
+		for end < len(b) && b[end] != '"' && b[end] != '\\' {
+			end++
+		}
+		if end >= len(b) || b[end] != '"' {
+			return false
+		}
+		name := b[i+1 : end]
+		i = jsonscan.SkipSpace(b, end+1)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = jsonscan.SkipSpace(b, i+1)
+		valueEnd := jsonscan.SkipValue(b, i)
+		if valueEnd <= i || valueEnd >= len(b) {
+			return false
+		}
+		var slot *json.RawMessage
+		k := -1
+		switch string(name) {
+		case "revision":
+			slot, k = &r.Revision, 0
+		case "epoch":
+			slot, k = &r.Epoch, 1
+		case "data":
+			slot, k = &r.Data, 2
+		default:
+			if bytes.EqualFold(name, []byte("revision")) || bytes.EqualFold(name, []byte("epoch")) || bytes.EqualFold(name, []byte("data")) {
+				return false
+			}
+		}
+		if k >= 0 {
+			if seen[k] {
+				return false
+			}
+			seen[k] = true
+			*slot = b[i:valueEnd]
+		}
+		i = jsonscan.SkipSpace(b, valueEnd)
+		if i < len(b) && b[i] == ',' {
+			i = jsonscan.SkipSpace(b, i+1)
+		}
+	}
+	return i == len(b)-1
+}
+
+// plainString returns the content of a JSON string with no escapes and only printable
+// ASCII, which is the string itself; ok is false for anything else.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	for _, c := range raw[1 : len(raw)-1] {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(raw[1 : len(raw)-1]), true
 }
 
 type hostProvider struct {

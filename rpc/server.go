@@ -145,7 +145,8 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	// Handlers get connCtx, which ends when the connection does.
 	connCtx, cancelConn := context.WithCancel(ctx)
 	defer cancelConn()
-	var reader sync.WaitGroup
+	var reader, writer sync.WaitGroup
+	writer.Go(c.out.run)
 	reader.Go(func() {
 		c.readLoop(func(req *jsonrpc2.Request, params json.RawMessage) { s.handle(connCtx, req, params) })
 	})
@@ -171,6 +172,10 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	s.stopAll()
 	reader.Wait()
 	_ = s.ops.Wait() // after the reader: nothing adds to the group any more
+	// Last: every answer and notification sent so far is written (the shutdown answer
+	// among them) before Serve returns, and nothing sends any more.
+	c.out.close()
+	writer.Wait()
 	in.release()
 	return c.err
 }

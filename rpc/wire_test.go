@@ -6,10 +6,22 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
+
+// runWriter runs c's writer as Serve does; stop returns once every frame sent before it
+// is written.
+func runWriter(c *conn) (stop func()) {
+	var wg sync.WaitGroup
+	wg.Go(c.out.run)
+	return func() {
+		c.out.close()
+		wg.Wait()
+	}
+}
 
 // The hand-written apply encoding must say what json.Marshal(applyParams) says: a field
 // added to applyParams and not to appendApplyHead fails here.
@@ -33,7 +45,9 @@ func TestApplyEncodingMatchesJSONMarshal(t *testing.T) {
 		require.NoError(t, err)
 		var out bytes.Buffer
 		s := newConn(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+		stop := runWriter(s)
 		require.NoError(t, s.writeCall("7", "apply", p))
+		stop()
 		var msg struct {
 			JSONRPC string          `json:"jsonrpc"`
 			ID      int             `json:"id"`
@@ -53,7 +67,9 @@ func TestApplyEncodingEscapesNames(t *testing.T) {
 	p := applyParams{Channel: "w\"1\\\n<é>\u2028", Topic: "t", Revision: "3", Data: json.RawMessage(`1`)}
 	var out bytes.Buffer
 	s := newConn(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+	stop := runWriter(s)
 	require.NoError(t, s.writeCall("1", "apply", p))
+	stop()
 	var msg struct {
 		Params applyParams `json:"params"`
 	}
@@ -74,9 +90,11 @@ func TestApplyDataStaysOnOneLine(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
 			s := newConn(NDJSON, strings.NewReader(""), &out, 1<<20, nil)
+			stop := runWriter(s)
 			p := applyParams{Channel: "c", Topic: "t", Revision: "1", Data: json.RawMessage(data)}
 			require.NoError(t, s.writeCall("1", "apply", p))
 			require.NoError(t, s.writeCall("2", "apply", p)) // the second from lineSafe's memory
+			stop()
 			lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
 			require.Len(t, lines, 2, out.String())
 			for _, line := range lines {

@@ -3,12 +3,13 @@
 package store
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/state-sync/state-sync/engine"
@@ -273,8 +274,12 @@ func (s *Store) Close() error {
 	return s.file.close()
 }
 
+// newEpoch names a life of the memory store's revisions: 64 bits that differ between
+// processes. math/rand/v2's generator is seeded from the OS's entropy at process start,
+// which is all an epoch needs (it is no secret); crypto/rand would link and initialise the
+// FIPS crypto stack at every start for it.
 func newEpoch() string {
 	var b [8]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
