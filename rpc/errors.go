@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
 
@@ -91,6 +92,32 @@ func toWire(err error) *jsonrpc2.Error {
 	default:
 		return wireError(jsonrpc2.CodeInternalError, "internal error: "+err.Error(), nil)
 	}
+}
+
+// maxHostEcho bounds what of a host's error answer the sidecar passes back (its message,
+// its data): it is echoed in the answer to the request that failed and again in its
+// error notification, so a host answering with a megabyte would make both a megabyte.
+const maxHostEcho = 1024
+
+// hostError is the host's error answer to method, its message and data bounded.
+func hostError(method string, wireErr *jsonrpc2.Error) *Error {
+	message := wireErr.Message
+	if len(message) > maxHostEcho {
+		n := maxHostEcho
+		for n > 0 && !utf8.RuneStart(message[n]) {
+			n--
+		}
+		message = fmt.Sprintf("%s… (%d bytes, cut)", message[:n], len(wireErr.Message))
+	}
+	hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, message)}
+	if wireErr.Data != nil {
+		if data := *wireErr.Data; len(data) <= maxHostEcho {
+			hostErr.Data = data
+		} else {
+			hostErr.Message += fmt.Sprintf(" (its error data of %d bytes is left out, over %d)", len(data), maxHostEcho)
+		}
+	}
+	return hostErr
 }
 
 func wireError(code int64, message string, data any) *jsonrpc2.Error {

@@ -220,6 +220,10 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 		s.reply(ctx, req, nil, errorf(CodeShuttingDown, "the sidecar is shutting down: %s was not handled", req.Method))
 		return
 	}
+	if req.Notif && requestOnly[req.Method] {
+		s.refuseNotification(req.Method)
+		return
+	}
 	respond := func(result any, err error) { s.reply(ctx, req, result, err) }
 	switch req.Method {
 	case "initialize":
@@ -258,6 +262,23 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	}
 }
 
+// requestOnly are the methods whose caller needs the answer (a result, or an error that
+// says the action did not happen), so they are never run as notifications: a relay
+// checks requests, and a notification it let through unchecked must not act either.
+var requestOnly = map[string]bool{
+	"initialize": true, "channel.open": true, "channel.close": true, "channel.refresh": true,
+	"channel.status": true, "channel.list": true, "state.set": true, "state.get": true,
+	"shutdown": true,
+}
+
+// refuseNotification reports a request-only method sent without an id: it cannot be
+// answered, so the host learns of it through an error notification, and the stderr log.
+func (s *Server) refuseNotification(method string) {
+	err := errorf(jsonrpc2.CodeInvalidRequest, "%s was sent as a notification (no id), so it was not run: %s is a request, send it with an id", method, method)
+	s.log.Warn("notification refused", "method", method, "err", err)
+	s.notifyError(&engine.SyncError{Phase: engine.PhaseProtocol, Err: err})
+}
+
 // async runs fn on the bounded group and answers with its result; after runs once the
 // answer is sent. When the group is full it answers -32003 instead and reports false.
 func (s *Server) async(ctx context.Context, req *jsonrpc2.Request, fn func(context.Context) (any, error), after ...func()) bool {
@@ -293,8 +314,9 @@ func (s *Server) reply(_ context.Context, req *jsonrpc2.Request, result any, err
 }
 
 // call sends a request to the host and returns its raw result.
-func (s *Server) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
-	return s.conn.call(ctx, method, params)
+// timeout names the call timeout that applies ("" for --call-timeout).
+func (s *Server) call(ctx context.Context, method string, params any, timeout string) (json.RawMessage, error) {
+	return s.conn.call(ctx, method, params, timeout)
 }
 
 // notifyError sends an error notification with the full context.
