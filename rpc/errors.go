@@ -62,6 +62,7 @@ func toWire(err error) *jsonrpc2.Error {
 		panicErr *engine.PanicError
 		conflict *store.ConflictError
 		tooLarge *store.TooLargeError
+		fileFull *store.FileTooLargeError
 		writeErr *store.WriteError
 	)
 	switch {
@@ -71,6 +72,8 @@ func toWire(err error) *jsonrpc2.Error {
 		return wireError(CodeRevisionConflict, conflict.Error(), map[string]engine.Revision{"currentRevision": conflict.Current})
 	case errors.As(err, &tooLarge):
 		return wireError(CodeLimitReached, tooLarge.Error(), map[string]int{"limit": tooLarge.Limit, "size": tooLarge.Size})
+	case errors.As(err, &fileFull):
+		return wireError(CodeLimitReached, fileFull.Error(), map[string]int64{"limit": fileFull.Limit, "size": fileFull.Size})
 	case errors.As(err, &writeErr):
 		return wireError(CodeStoreWriteFailed, writeErr.Error(), nil)
 	case errors.As(err, &syncErr):
