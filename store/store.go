@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"maps"
+	"strconv"
 	"sync"
 
 	"github.com/state-sync/state-sync/engine"

@@ -361,7 +361,7 @@ describe("differential: the relay's reading and the sidecar's reading of generat
   // acts on these, which is the very disagreement the relay now shields windows from.
   // Run with STATESYNC_SIDECAR_STRICT=1 against a sidecar built with that fix; drop the
   // condition once it is merged.
-  it.skipIf(process.env.STATESYNC_SIDECAR_STRICT !== "1")(
+  it(
     "read directly: the sidecar refuses every message the relay refuses, and acts on none of them",
     async () => {
       const sidecar = startSidecar();
