@@ -519,17 +519,25 @@ type getResult struct {
 	Data     json.RawMessage `json:"data,omitempty"`
 }
 
-func (s *Server) stateGet(params json.RawMessage) (any, error) {
+// checkGet checks a state.get on the read goroutine, so that a refusal is answered in
+// wire order (before the answer to anything sent after it), and returns its topic.
+func (s *Server) checkGet(params json.RawMessage) (string, error) {
 	if s.cfg.Store == nil {
-		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
+		return "", errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
 	}
 	var p getParams
 	if err := decode(params, &p); err != nil {
-		return nil, err
+		return "", err
 	}
 	if p.Topic == "" {
-		return nil, invalidParams("topic: is missing")
+		return "", invalidParams("topic: is missing")
 	}
+	return p.Topic, nil
+}
+
+// stateGet answers a state.get checked by checkGet.
+func (s *Server) stateGet(topic string) (any, error) {
+	p := getParams{Topic: topic}
 	snapshot, err := s.cfg.Store.Get(p.Topic)
 	if err != nil {
 		return nil, err

@@ -245,7 +245,12 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	case "state.get":
 		// Off the read goroutine: the store may wait for writes begun before it to be
 		// durable. When the group is full it runs here.
-		get := func(context.Context) (any, error) { return s.stateGet(params) }
+		topic, err := s.checkGet(params)
+		if err != nil {
+			respond(nil, err)
+			return
+		}
+		get := func(context.Context) (any, error) { return s.stateGet(topic) }
 		if !s.ops.TryGo(func() error { s.answer(ctx, req, get); return nil }) {
 			s.answer(ctx, req, get)
 		}

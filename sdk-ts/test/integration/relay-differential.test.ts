@@ -356,11 +356,9 @@ describe("differential: the relay's reading and the sidecar's reading of generat
     await sidecar.finish();
   });
 
-  // Needs the Go side of issue 19 (the sidecar refusing case variants, duplicates, lone
-  // surrogates and request-only notifications itself): until it lands, the sidecar
-  // acts on these, which is the very disagreement the relay now shields windows from.
-  // Run with STATESYNC_SIDECAR_STRICT=1 against a sidecar built with that fix; drop the
-  // condition once it is merged.
+  // The Go side of issue 19: the sidecar refuses case variants, duplicates, lone
+  // surrogates and request-only notifications itself, so a message that reaches it
+  // without the relay is refused too.
   it(
     "read directly: the sidecar refuses every message the relay refuses, and acts on none of them",
     async () => {
