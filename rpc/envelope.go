@@ -165,6 +165,9 @@ func syntaxError(frame []byte) string {
 		return "not a JSON-RPC message"
 	}
 	hint := ""
+	if bytes.HasPrefix(frame, []byte("\xef\xbb\xbf")) {
+		return "the message starts with a byte order mark (bytes EF BB BF), which JSON-RPC over a stream does not allow: write UTF-8 without a byte order mark"
+	}
 	if bytes.Count(frame, []byte("{")) != bytes.Count(frame, []byte("}")) {
 		hint = " (one message per line: pretty-printed JSON must be compacted, e.g. with jq -c)"
 	}

@@ -226,3 +226,13 @@ func TestFastPathsStayTheCommonPath(t *testing.T) {
 		require.False(t, splitEnvelope([]byte(line), &env), line)
 	}
 }
+
+// Issue 13: a message that starts with a byte order mark says so.
+func TestAByteOrderMarkIsNamed(t *testing.T) {
+	rs := startRaw(t, Config{})
+	rs.send(t, "\xef\xbb\xbf"+`{"jsonrpc":"2.0","id":1,"method":"channel.list"}`)
+	answer, _ := rs.answerTo(t, nil)
+	code, message := errorOf(t, answer)
+	require.EqualValues(t, -32700, code)
+	require.Contains(t, message, "byte order mark")
+}
