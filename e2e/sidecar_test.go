@@ -370,7 +370,7 @@ func TestBadParamsNameTheField(t *testing.T) {
 		{"state.set", map[string]any{"topic": "t", "data": 1, "expectedRevision": "01"}, "expectedRevision"},
 		{"initialize", map[string]any{}, "protocolVersion"},
 		{"state.set", map[string]any{"topic": "t", "data": 1, "expectedRevison": "1"}, "expectedRevison: unknown member"},
-		{"channel.open", map[string]any{"channel": "w", "topic": "t", "options": map[string]any{"callTimeout": 5}}, "callTimeout: unknown member"},
+		{"channel.open", map[string]any{"channel": "w", "topic": "t", "options": map[string]any{"callTimeout": 5}}, "options.callTimeout: unknown member"}, // issue 13: the full path
 		{"invalidate", map[string]any{"topic": "t", "revision": "1", "channel": ""}, "channel: is empty"},
 	} {
 		e := callErr(t, c, tc.method, tc.params)

@@ -309,6 +309,22 @@ func TestStoreFileThatCannotBeUsedStopsTheSidecar(t *testing.T) {
 		code, _, stderr := runSidecar(t, "--store-file", path)
 		require.Equal(t, 1, code)
 		require.Contains(t, stderr, path)
+		// Issue 13: say what to do, not which lock file could not be made.
+		require.Contains(t, stderr, "the folder must exist")
+		require.NotContains(t, stderr, ".lock")
+		_, err := os.Stat(filepath.Dir(path))
+		require.ErrorIs(t, err, os.ErrNotExist, "the folder is not created")
+	})
+	t.Run("byte order mark", func(t *testing.T) {
+		path := filepath.Join(dir, "bom.json")
+		withBOM := []byte("\xef\xbb\xbf" + `{"format":"statesync-store","version":1,"epoch":"e","topics":{}}`)
+		require.NoError(t, os.WriteFile(path, withBOM, 0o600))
+		code, _, stderr := runSidecar(t, "--store-file", path)
+		require.Equal(t, 1, code)
+		require.Contains(t, stderr, "byte order mark")
+		after, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Equal(t, withBOM, after, "the file is left byte-identical")
 	})
 	t.Run("in use by another sidecar", func(t *testing.T) {
 		path := filepath.Join(dir, "shared.json")

@@ -337,7 +337,17 @@ func NewChannel(cfg Config) (*Channel, error) {
 				userOnRetry(a)
 			}
 		}
-		c.provider = WithRetry(cfg.Provider, policy)
+		// The call timeout bounds each attempt, not the retries together: an attempt
+		// that timed out is a failed fetch, retried per policy like any other.
+		attempt := cfg.Provider
+		if timeout := cfg.CallTimeout; timeout > 0 {
+			attempt = ProviderFunc(func(ctx context.Context, req SnapshotRequest) (Snapshot, error) {
+				ctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				return cfg.Provider.GetSnapshot(ctx, req)
+			})
+		}
+		c.provider = WithRetry(attempt, policy)
 	}
 	return c, nil
 }
@@ -731,18 +741,26 @@ func (c *Channel) refreshOnce(ctx context.Context, req SnapshotRequest) error {
 
 // fetch asks the provider for a snapshot and checks its revision.
 func (c *Channel) fetch(ctx context.Context, req SnapshotRequest) (Snapshot, error) {
-	callCtx := c.calls.begin(ctx)
-	snapshot, err := recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(callCtx, req) })
-	c.calls.end(callCtx)
+	var (
+		snapshot Snapshot
+		err      error
+	)
+	if c.cfg.Retry != nil {
+		// NewChannel gave each attempt its own timeout: the run's context bounds the
+		// retries together, and ends them on Stop.
+		snapshot, err = recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(ctx, req) })
+	} else {
+		callCtx := c.calls.begin(ctx)
+		snapshot, err = recovered(func() (Snapshot, error) { return c.provider.GetSnapshot(callCtx, req) })
+		c.calls.end(callCtx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Snapshot{}, ErrStopped
 		}
+		// A malformed answer (a *FieldError from the provider) is a getSnapshot failure
+		// too: the host author looks for it under the call that went wrong.
 		serr := &SyncError{Phase: PhaseGetSnapshot, Err: err, EventRevision: req.MinRevision}
-		var fieldErr *FieldError
-		if errors.As(err, &fieldErr) {
-			serr.Phase = PhaseProtocol // the source answered, but with a malformed snapshot
-		}
 		var retryErr *RetryError
 		if errors.As(err, &retryErr) {
 			serr.Attempt = retryErr.Attempts

@@ -1106,13 +1106,14 @@ func TestProviderAndApplierPanicsAreReported(t *testing.T) {
 	require.Equal(t, StateRunning, c.Status().State)
 }
 
-func TestMalformedSnapshotAnswerIsAProtocolError(t *testing.T) {
+// Issue 13: the host author looks for a bad getSnapshot answer under getSnapshot.
+func TestMalformedSnapshotAnswerIsAGetSnapshotError(t *testing.T) {
 	env := newFakeEnv(t)
 	c := env.channel(nil)
 	env.started(c, "1")
 	c.InvalidateRaw(event("2"))
 	env.fail(env.expectFetch(), &FieldError{Field: "data", Err: errors.New("is missing")})
-	serr := env.expectError(PhaseProtocol)
+	serr := env.expectError(PhaseGetSnapshot)
 	var ferr *FieldError
 	require.True(t, errors.As(serr, &ferr))
 	require.Equal(t, "data", ferr.Field)

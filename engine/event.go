@@ -3,7 +3,11 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/state-sync/state-sync/internal/strictjson"
 )
 
 // InvalidationEvent says "topic changed, now at revision"; it never carries state.
@@ -58,8 +62,11 @@ func parseEventSlow(payload []byte) (InvalidationEvent, error) {
 		return InvalidationEvent{}, fieldErrorf("event", "want a JSON object {topic, revision}, got %s", describeJSON(trimmed))
 	}
 	var raw rawEvent
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return InvalidationEvent{}, fieldErrorf("event", "not valid JSON: %w", err)
+	// strictjson: the fast path gives up on case twins, escaped and repeated names, and
+	// this path must refuse them, not read them as encoding/json would ("Topic" for
+	// "topic", the last of two), where a relay reading with JSON.parse saw another event.
+	if err := strictjson.Decode(trimmed, &raw); err != nil {
+		return InvalidationEvent{}, strictFieldError(err)
 	}
 	var ev InvalidationEvent
 	topic, err := requiredString("topic", raw.Topic)
@@ -108,11 +115,38 @@ func optionalString(field string, raw json.RawMessage) (string, error) {
 		return "", nil
 	}
 	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if raw[0] != '"' {
 		return "", fieldErrorf(field, "want a string, got %s", describeJSON(raw))
+	}
+	if err := strictjson.Decode(raw, &s); err != nil {
+		// A lone surrogate escape: no character, and read as U+FFFD by encoding/json, so
+		// "t\ud800" and "t\udbff" would name the same topic.
+		return "", &FieldError{Field: field, Err: err}
 	}
 	return s, nil
 }
+
+// strictFieldError words a strictjson refusal of the event as a *FieldError naming the
+// member ("event" for the object itself).
+func strictFieldError(err error) *FieldError {
+	var serr *strictjson.Error
+	if !errors.As(err, &serr) {
+		return fieldErrorf("event", "%v", err)
+	}
+	if serr.Kind == strictjson.Syntax {
+		return fieldErrorf("event", "not valid JSON: %w", serr.Err)
+	}
+	if serr.Path == "" {
+		return &FieldError{Field: "event", Err: serr}
+	}
+	return &FieldError{Field: serr.Path, Err: pathless{serr}}
+}
+
+// pathless is a strictjson error told without its path, which FieldError puts in front.
+type pathless struct{ err *strictjson.Error }
+
+func (p pathless) Error() string { return strings.TrimPrefix(p.err.Error(), p.err.Path+": ") }
+func (p pathless) Unwrap() error { return p.err }
 
 // describeJSON names the kind of a JSON value and shows a bounded prefix of it.
 func describeJSON(raw []byte) string {

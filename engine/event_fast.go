@@ -73,7 +73,12 @@ func parseEventFast(b []byte) (InvalidationEvent, bool) {
 		}
 		seen[k] = true
 		if string(value) == "null" {
-			seen[k] = k > 1 // null topic or revision: missing; null epoch, sourceId: absent
+			// null topic or revision: missing (the general path words it); null epoch,
+			// sourceId, timestampMs: absent. Still seen: a second copy after a null is a
+			// repeat, which the general path refuses.
+			if k <= 1 {
+				return InvalidationEvent{}, false
+			}
 			continue
 		}
 		if k == 4 { // timestampMs

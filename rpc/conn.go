@@ -156,13 +156,9 @@ func (c *conn) admit(frame []byte) (*jsonrpc2.Request, json.RawMessage, bool) {
 	var env envelope
 	if splitEnvelope(trimmed, &env) {
 		// the common path; anything else goes through json.Unmarshal and its messages
-	} else if err := json.Unmarshal(trimmed, &env); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			c.writeError(nil, jsonrpc2.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object")
-		} else {
-			c.writeError(nil, jsonrpc2.CodeParseError, "parse error: "+syntaxError(trimmed))
-		}
+	} else if err := decodeEnvelope(trimmed, &env); err != nil {
+		code, message := envelopeError(trimmed, err)
+		c.writeError(nil, code, message)
 		return nil, nil, false
 	}
 	id, idOK := canonicalID(env.ID)
@@ -175,7 +171,7 @@ func (c *conn) admit(frame []byte) (*jsonrpc2.Request, json.RawMessage, bool) {
 	switch {
 	case isRequest && !isResponse:
 		var method string
-		if json.Unmarshal(env.Method, &method) != nil || method == "" {
+		if decodeString(env.Method, &method) != nil || method == "" {
 			c.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "method" must be a non-empty string`)
 			return nil, nil, false
 		}
@@ -203,7 +199,10 @@ func (c *conn) admit(frame []byte) (*jsonrpc2.Request, json.RawMessage, bool) {
 // call sends a request to the host and returns its raw result. Neither params nor
 // results are re-encoded or decoded on the way (see writeCall and deliver); a host
 // error answer keeps its code and data.
-func (c *conn) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+//
+// timeout names the call timeout that bounds ctx, for the message of a call that timed
+// out ("" names --call-timeout): a channel's own options.callTimeoutMs may apply instead.
+func (c *conn) call(ctx context.Context, method string, params any, timeout string) (json.RawMessage, error) {
 	key := strconv.FormatUint(c.callID.Add(1), 10)
 	answer := c.expect(key)
 	select {
@@ -237,7 +236,10 @@ func (c *conn) call(ctx context.Context, method string, params any) (json.RawMes
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("the host did not answer %s within the call timeout (%s): %w", method, c.callTimeout, err)
+		if timeout == "" {
+			timeout = fmt.Sprintf("%s, --call-timeout", c.callTimeout)
+		}
+		return nil, fmt.Errorf("the host did not answer %s within the call timeout (%s): %w", method, timeout, err)
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", method, err)
 	}
@@ -247,11 +249,7 @@ func (c *conn) call(ctx context.Context, method string, params any) (json.RawMes
 		return nil, &engine.FieldError{Field: "the host's " + method + " answer", Err: a.refused}
 	}
 	if wireErr := a.err; wireErr != nil {
-		hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, wireErr.Message)}
-		if wireErr.Data != nil {
-			hostErr.Data = *wireErr.Data
-		}
-		return nil, hostErr
+		return nil, hostError(method, wireErr)
 	}
 	return a.result, nil
 }
@@ -289,7 +287,7 @@ func (c *conn) deliver(id string, env envelope) {
 		return
 	}
 	var wireErr jsonrpc2.Error
-	if env.Error[0] != '{' || json.Unmarshal(env.Error, &wireErr) != nil {
+	if env.Error[0] != '{' || strictjson.Decode(env.Error, &wireErr) != nil {
 		wireErr = jsonrpc2.Error{Code: jsonrpc2.CodeInvalidRequest, Message: "malformed error answer (want {code, message, data?}): " + quoteBounded(string(env.Error))}
 	}
 	answer <- callAnswer{err: &wireErr}

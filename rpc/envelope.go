@@ -3,11 +3,13 @@ package rpc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 
 	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/state-sync/state-sync/internal/jsonscan"
+	"github.com/state-sync/state-sync/internal/strictjson"
 )
 
 // envelope is a JSON-RPC message with every member kept raw.
@@ -80,6 +82,33 @@ func splitEnvelope(b []byte, env *envelope) bool {
 	}
 }
 
+// decodeEnvelope is the slow path, for every message splitEnvelope gives up on: one
+// reading only (see internal/strictjson), so that "Method" beside "method", "id" twice or
+// "jſonrpc" is refused, never read one way here and another way by the relay.
+func decodeEnvelope(b []byte, env *envelope) error {
+	return strictjson.Decode(b, env)
+}
+
+// envelopeError maps decodeEnvelope's refusal to the code and message of the answer:
+// JSON that is not JSON (or not UTF-8) is -32700, anything else -32600 naming the member.
+func envelopeError(frame []byte, err error) (int64, string) {
+	var serr *strictjson.Error
+	if !errors.As(err, &serr) {
+		return jsonrpc2.CodeInvalidRequest, "invalid request: " + err.Error()
+	}
+	switch serr.Kind {
+	case strictjson.Syntax:
+		return jsonrpc2.CodeParseError, "parse error: " + syntaxError(frame)
+	case strictjson.InvalidUTF8:
+		return jsonrpc2.CodeParseError, "parse error: " + serr.Error()
+	case strictjson.Type:
+		if serr.Path == "" {
+			return jsonrpc2.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object"
+		}
+	}
+	return jsonrpc2.CodeInvalidRequest, "invalid request: " + serr.Error()
+}
+
 // canonicalID returns the id as jsonrpc2 reads it back: a string or a non-negative
 // integer that fits in int64.
 func canonicalID(raw json.RawMessage) ([]byte, bool) {
@@ -88,7 +117,7 @@ func canonicalID(raw json.RawMessage) ([]byte, bool) {
 	}
 	if raw[0] == '"' {
 		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		if decodeString(raw, &s) != nil {
 			return nil, false
 		}
 		b, _ := json.Marshal(s)
@@ -99,6 +128,16 @@ func canonicalID(raw json.RawMessage) ([]byte, bool) {
 		return nil, false
 	}
 	return strconv.AppendInt(nil, n, 10), true
+}
+
+// decodeString reads a JSON string value of the envelope. One with an escape goes through
+// strictjson, which refuses a lone surrogate: encoding/json would read "\ud800" and
+// "\udbff" as the same U+FFFD, JavaScript as two different strings.
+func decodeString(raw json.RawMessage, s *string) error {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return strictjson.Decode(raw, s)
+	}
+	return json.Unmarshal(raw, s)
 }
 
 // requestID is a canonical id as jsonrpc2 would have read it.
@@ -126,6 +165,9 @@ func syntaxError(frame []byte) string {
 		return "not a JSON-RPC message"
 	}
 	hint := ""
+	if bytes.HasPrefix(frame, []byte("\xef\xbb\xbf")) {
+		return "the message starts with a byte order mark (bytes EF BB BF), which JSON-RPC over a stream does not allow: write UTF-8 without a byte order mark"
+	}
 	if bytes.Count(frame, []byte("{")) != bytes.Count(frame, []byte("}")) {
 		hint = " (one message per line: pretty-printed JSON must be compacted, e.g. with jq -c)"
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
 
@@ -61,6 +62,7 @@ func toWire(err error) *jsonrpc2.Error {
 		panicErr *engine.PanicError
 		conflict *store.ConflictError
 		tooLarge *store.TooLargeError
+		fileFull *store.FileTooLargeError
 		writeErr *store.WriteError
 	)
 	switch {
@@ -70,6 +72,8 @@ func toWire(err error) *jsonrpc2.Error {
 		return wireError(CodeRevisionConflict, conflict.Error(), map[string]engine.Revision{"currentRevision": conflict.Current})
 	case errors.As(err, &tooLarge):
 		return wireError(CodeLimitReached, tooLarge.Error(), map[string]int{"limit": tooLarge.Limit, "size": tooLarge.Size})
+	case errors.As(err, &fileFull):
+		return wireError(CodeLimitReached, fileFull.Error(), map[string]int64{"limit": fileFull.Limit, "size": fileFull.Size})
 	case errors.As(err, &writeErr):
 		return wireError(CodeStoreWriteFailed, writeErr.Error(), nil)
 	case errors.As(err, &syncErr):
@@ -91,6 +95,32 @@ func toWire(err error) *jsonrpc2.Error {
 	default:
 		return wireError(jsonrpc2.CodeInternalError, "internal error: "+err.Error(), nil)
 	}
+}
+
+// maxHostEcho bounds what of a host's error answer the sidecar passes back (its message,
+// its data): it is echoed in the answer to the request that failed and again in its
+// error notification, so a host answering with a megabyte would make both a megabyte.
+const maxHostEcho = 1024
+
+// hostError is the host's error answer to method, its message and data bounded.
+func hostError(method string, wireErr *jsonrpc2.Error) *Error {
+	message := wireErr.Message
+	if len(message) > maxHostEcho {
+		n := maxHostEcho
+		for n > 0 && !utf8.RuneStart(message[n]) {
+			n--
+		}
+		message = fmt.Sprintf("%s… (%d bytes, cut)", message[:n], len(wireErr.Message))
+	}
+	hostErr := &Error{Code: wireErr.Code, Message: fmt.Sprintf("the host answered %s with error %d: %s", method, wireErr.Code, message)}
+	if wireErr.Data != nil {
+		if data := *wireErr.Data; len(data) <= maxHostEcho {
+			hostErr.Data = data
+		} else {
+			hostErr.Message += fmt.Sprintf(" (its error data of %d bytes is left out, over %d)", len(data), maxHostEcho)
+		}
+	}
+	return hostErr
 }
 
 func wireError(code int64, message string, data any) *jsonrpc2.Error {

@@ -366,7 +366,7 @@ func FuzzMethodParams(f *testing.F) {
 		for _, p := range []string{`{}`, `null`, `[]`, `"x"`, `{"channel":"w","topic":"t"}`, `{"channel":"h","topic":"h","source":"host"}`,
 			`{"channel":"w"}`, `{"channel":"h"}`, `{"topic":"h","revision":"2"}`, `{"topic":"t","revision":"2","channel":"w"}`,
 			`{"topic":"t","data":{"n":1},"expectedRevision":"1"}`, `{"topic":"t"}`, `{"protocolVersion":"1"}`,
-			`{"channel":"n","topic":"c","source":"channel","options":{"callTimeoutMs":5,"resyncIntervalMs":1,"retry":{"maxAttempts":2,"jitter":0.5}}}`,
+			`{"channel":"n","topic":"c","source":"channel","options":{"callTimeoutMs":5,"resyncIntervalMs":100,"retry":{"maxAttempts":2,"jitter":0.5}}}`,
 			`{"channel":"x","topic":"t","options":{"retry":{"multiplier":1e308,"maxDelayMs":-1}}}`,
 			`{"topic":"h","revision":"18446744073709551615","epoch":"e","timestampMs":1e400}`,
 			// Bytes that are not UTF-8, and names at and over engine.MaxNameBytes.

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/state-sync/state-sync/engine"
+	"github.com/state-sync/state-sync/internal/strictjson"
 )
 
 // ProtocolVersion is the wire protocol this sidecar speaks.
@@ -33,36 +33,26 @@ func decodeParams(params json.RawMessage, v any, strict bool) error {
 	if params[0] != '{' {
 		return invalidParams("params must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(params))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(v); err != nil {
-		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return invalidParams("%s: unknown member: check its spelling against docs/protocol.md", quoteBounded(strings.Trim(field, `"`)))
-		}
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return invalidParams("%s: want %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-		}
-		return invalidParams("%v", err)
+	// strictjson, not encoding/json: the relay checks a message as JavaScript reads it,
+	// so the sidecar must refuse what the two would read differently (a case twin, a
+	// repeated member, a lone surrogate) rather than pick its own reading.
+	if err := (strictjson.Options{DisallowUnknown: strict}).Decode(params, v); err != nil {
+		return paramsError(err)
 	}
 	return nil
 }
 
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "struct", "map":
-		return "an object"
-	case "slice":
-		return "an array"
-	case "bool":
-		return "a boolean"
-	default:
-		return "a number"
+// paramsError words a strictjson refusal of params as -32602, naming the member.
+func paramsError(err error) error {
+	var serr *strictjson.Error
+	if errors.As(err, &serr) && serr.Kind != strictjson.Syntax {
+		e := invalidParams("%s", serr.Error())
+		if serr.Path != "" {
+			e.Data = map[string]string{"field": serr.Path}
+		}
+		return e
 	}
+	return invalidParams("%v", err)
 }
 
 func requireChannel(name string) error {
@@ -142,6 +132,10 @@ type openParams struct {
 	Source  string       `json:"source"`
 	Options *openOptions `json:"options"`
 }
+
+// MinResyncIntervalMs is the floor of options.resyncIntervalMs: each resync is a
+// getSnapshot to the host, and 1 ms would ask it thousands of times a second.
+const MinResyncIntervalMs = 100
 
 type openOptions struct {
 	CallTimeoutMs    *int64       `json:"callTimeoutMs"`
@@ -232,8 +226,8 @@ func (s *Server) engineConfig(p openParams) (engine.Config, error) {
 		cfg.CallTimeout = time.Duration(*o.CallTimeoutMs) * time.Millisecond
 	}
 	if o.ResyncIntervalMs != nil {
-		if *o.ResyncIntervalMs < 0 {
-			return cfg, invalidParams("options.resyncIntervalMs: want 0 (off) or a positive number of milliseconds")
+		if ms := *o.ResyncIntervalMs; ms < 0 || (ms > 0 && ms < MinResyncIntervalMs) {
+			return cfg, invalidParams("options.resyncIntervalMs: %d is not allowed: want 0 (off) or at least the minimum of %d milliseconds", ms, MinResyncIntervalMs)
 		}
 		cfg.ResyncInterval = time.Duration(*o.ResyncIntervalMs) * time.Millisecond
 	}
@@ -369,13 +363,13 @@ func (s *Server) handleInvalidate(ctx context.Context, req *jsonrpc2.Request, pa
 		// Nobody to answer: the host learns of it through an error notification.
 		serr := &engine.SyncError{Phase: engine.PhaseProtocol, Err: err, SourceEvent: boundedRaw(params)}
 		var p invalidateParams
-		if json.Unmarshal(params, &p) == nil && p.Channel != nil {
+		if strictjson.Decode(params, &p) == nil && p.Channel != nil {
 			serr.Channel = *p.Channel
 		}
 		var ev struct {
 			Topic string `json:"topic"`
 		}
-		if json.Unmarshal(params, &ev) == nil {
+		if strictjson.Decode(params, &ev) == nil {
 			serr.Topic = ev.Topic
 		}
 		s.notifyError(serr)
@@ -390,9 +384,10 @@ func (s *Server) invalidate(params json.RawMessage) (int, error) {
 		return 0, err
 	}
 	var p invalidateParams
-	// Most invalidations name no channel: skip a second decode of the params then (a key
-	// spelt with escapes, "\u0063hannel", still takes it).
-	if bytes.Contains(params, []byte(`"channel"`)) || bytes.Contains(params, []byte(`\u`)) {
+	// Most invalidations name no channel: skip a second decode of the params then. A key
+	// spelt with escapes ("\u0063hannel") or in another case ("Channel", which the decode
+	// refuses) still takes it.
+	if hasNameFold(params, "channel") || bytes.Contains(params, []byte(`\u`)) {
 		if err := decode(params, &p); err != nil {
 			return 0, err
 		}
@@ -405,6 +400,22 @@ func (s *Server) invalidate(params json.RawMessage) (int, error) {
 		return 0, err
 	}
 	return to.invalidate(event), nil
+}
+
+// hasNameFold reports whether b holds the string "name" in any ASCII case, as a member
+// name would be spelt ("channel" holds no letter that folds outside ASCII, like s or k).
+func hasNameFold(b []byte, name string) bool {
+	for i := bytes.IndexByte(b, '"'); i >= 0 && i+len(name)+1 < len(b); {
+		if b[i+len(name)+1] == '"' && bytes.EqualFold(b[i+1:i+1+len(name)], []byte(name)) {
+			return true
+		}
+		next := bytes.IndexByte(b[i+1:], '"')
+		if next < 0 {
+			return false
+		}
+		i += 1 + next
+	}
+	return false
 }
 
 func boundedRaw(params json.RawMessage) json.RawMessage {
@@ -505,20 +516,28 @@ type getResult struct {
 	Data     json.RawMessage `json:"data,omitempty"`
 }
 
-func (s *Server) stateGet(params json.RawMessage) (any, error) {
+// checkGet checks a state.get on the read goroutine, so that a refusal is answered in
+// wire order (before the answer to anything sent after it), and returns its topic.
+func (s *Server) checkGet(params json.RawMessage) (string, error) {
 	if s.cfg.Store == nil {
-		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
+		return "", errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
 	}
 	var p getParams
 	if err := decode(params, &p); err != nil {
-		return nil, err
+		return "", err
 	}
 	if p.Topic == "" {
-		return nil, invalidParams("topic: is missing")
+		return "", invalidParams("topic: is missing")
 	}
 	if _, err := engine.ValidateTopic(p.Topic); err != nil {
-		return nil, err
+		return "", err
 	}
+	return p.Topic, nil
+}
+
+// stateGet answers a state.get checked by checkGet.
+func (s *Server) stateGet(topic string) (any, error) {
+	p := getParams{Topic: topic}
 	snapshot, err := s.cfg.Store.Get(p.Topic)
 	if err != nil {
 		return nil, err

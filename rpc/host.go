@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/state-sync/state-sync/engine"
 	"github.com/state-sync/state-sync/internal/jsonscan"
+	"github.com/state-sync/state-sync/internal/strictjson"
 )
 
 // The engine's plug-ins that reach outside the engine: snapshot providers (the host, a
@@ -21,31 +23,47 @@ type snapshotParams struct {
 }
 
 // decodeSnapshot reads a getSnapshot result, keeping data raw: data is a slice of raw,
-// not a copy. A malformed answer is a protocol error naming the field.
+// not a copy. A malformed answer is a *engine.FieldError naming the member, which the
+// engine reports with phase getSnapshot.
 //
 // raw is the result member of a frame the read loop has validated, so the usual answer
 // ({"revision":"42","data":…}, any member order) is read by splitSnapshot in one pass
-// that skips over data without decoding it; anything else (escapes, case variants of the
-// names that encoding/json would match, repeats) goes through json.Unmarshal and its
-// messages.
+// that skips over data without decoding it. Anything else (escapes, case variants of the
+// names, repeats) is read with strictjson, as every message is: an answer with
+// "revision" twice, or "Revision" beside it, has no one reading, so it is refused rather
+// than guessed at.
 func decodeSnapshot(raw json.RawMessage) (engine.Snapshot, error) {
 	if len(raw) == 0 || raw[0] != '{' {
-		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: errors.New("want an object {revision, data}")}
+		return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: fmt.Errorf("want an object {revision, data}, got %s", quoteBounded(string(raw)))}
 	}
 	var r snapshotResult
 	if !splitSnapshot(raw, &r) {
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return engine.Snapshot{}, &engine.FieldError{Field: "getSnapshot result", Err: err}
+		r = snapshotResult{}
+		if err := strictjson.Decode(raw, &r); err != nil {
+			return engine.Snapshot{}, strictFieldError("getSnapshot result", err)
 		}
 	}
+	switch {
+	case len(r.Revision) == 0 || string(r.Revision) == "null":
+		return engine.Snapshot{}, &engine.FieldError{Field: "revision", Err: errors.New("is missing: answer {revision, data} with the state's revision as a string such as \"42\"")}
+	case r.Revision[0] != '"':
+		return engine.Snapshot{}, &engine.FieldError{Field: "revision", Err: fmt.Errorf("must be a string such as \"42\", got %s", quoteBounded(string(r.Revision)))}
+	}
 	rev, ok := plainString(r.Revision)
-	if !ok && (len(r.Revision) == 0 || r.Revision[0] != '"' || json.Unmarshal(r.Revision, &rev) != nil) {
-		return engine.Snapshot{}, &engine.FieldError{Field: "revision", Err: fmt.Errorf("want a canonical revision string such as \"42\", got %s", quoteBounded(string(r.Revision)))}
+	if !ok {
+		if err := strictjson.Decode(r.Revision, &rev); err != nil {
+			return engine.Snapshot{}, strictFieldError("revision", err)
+		}
 	}
 	var epoch string
 	if len(r.Epoch) > 0 && string(r.Epoch) != "null" {
-		if epoch, ok = plainString(r.Epoch); !ok && (r.Epoch[0] != '"' || json.Unmarshal(r.Epoch, &epoch) != nil) {
-			return engine.Snapshot{}, &engine.FieldError{Field: "epoch", Err: errors.New("want a string")}
+		if r.Epoch[0] != '"' {
+			return engine.Snapshot{}, &engine.FieldError{Field: "epoch", Err: fmt.Errorf("must be a string, got %s", quoteBounded(string(r.Epoch)))}
+		}
+		if epoch, ok = plainString(r.Epoch); !ok {
+			if err := strictjson.Decode(r.Epoch, &epoch); err != nil {
+				return engine.Snapshot{}, strictFieldError("epoch", err)
+			}
 		}
 	}
 	if len(r.Data) == 0 {
@@ -132,13 +150,34 @@ func plainString(raw json.RawMessage) (string, bool) {
 	return string(raw[1 : len(raw)-1]), true
 }
 
+// strictFieldError turns a strictjson refusal into a *engine.FieldError naming the
+// member: its path when it has one, else field.
+func strictFieldError(field string, err error) *engine.FieldError {
+	var serr *strictjson.Error
+	if !errors.As(err, &serr) || serr.Path == "" {
+		return &engine.FieldError{Field: field, Err: err}
+	}
+	msg := strings.TrimPrefix(serr.Error(), serr.Path+": ")
+	return &engine.FieldError{Field: serr.Path, Err: &strictCause{msg: msg, err: serr}}
+}
+
+// strictCause is a strictjson error without its path, which FieldError puts in front.
+type strictCause struct {
+	msg string
+	err *strictjson.Error
+}
+
+func (e *strictCause) Error() string { return e.msg }
+func (e *strictCause) Unwrap() error { return e.err }
+
 type hostProvider struct {
-	s     *Server
-	topic string
+	s       *Server
+	topic   string
+	timeout string // names the call timeout, see Server.call
 }
 
 func (p hostProvider) GetSnapshot(ctx context.Context, _ engine.SnapshotRequest) (engine.Snapshot, error) {
-	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic})
+	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic}, p.timeout)
 	if err != nil {
 		return engine.Snapshot{}, err
 	}
@@ -149,10 +188,11 @@ type channelProvider struct {
 	s       *Server
 	topic   string
 	channel string
+	timeout string // names the call timeout, see Server.call
 }
 
 func (p channelProvider) GetSnapshot(ctx context.Context, _ engine.SnapshotRequest) (engine.Snapshot, error) {
-	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic, Channel: p.channel})
+	raw, err := p.s.call(ctx, "getSnapshot", snapshotParams{Topic: p.topic, Channel: p.channel}, p.timeout)
 	if err != nil {
 		return engine.Snapshot{}, err
 	}
@@ -177,11 +217,12 @@ type applyParams struct {
 }
 
 type applier struct {
-	s  *Server
-	ch *channel
+	s       *Server
+	ch      *channel
+	timeout string // names the call timeout, see Server.call
 }
 
 func (a applier) Apply(ctx context.Context, snapshot engine.Snapshot) error {
-	_, err := a.s.call(ctx, "apply", applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data})
+	_, err := a.s.call(ctx, "apply", applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}, a.timeout)
 	return err
 }

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -161,18 +162,22 @@ func (s *Server) add(p openParams, source Source, cfg engine.Config) (*channel, 
 	ch := &channel{name: p.Channel, topic: t, source: source}
 	cfg.Topic, cfg.Channel = p.Topic, p.Channel
 	cfg.Subscriber = subscription{r: &s.registry, ch: ch}
-	cfg.Applier = applier{s: s, ch: ch}
+	timeout := ""
+	if p.Options != nil && p.Options.CallTimeoutMs != nil {
+		timeout = fmt.Sprintf("%s, the channel's options.callTimeoutMs", cfg.CallTimeout)
+	}
+	cfg.Applier = applier{s: s, ch: ch, timeout: timeout}
 	cfg.OnError = s.notifyError
 	switch source {
 	case SourceStore:
 		cfg.Provider = storeProvider{store: s.cfg.Store, topic: p.Topic}
 	case SourceHost:
 		if t.shared == nil {
-			t.shared = engine.NewSharedProvider(hostProvider{s: s, topic: p.Topic}, cfg.CallTimeout)
+			t.shared = engine.NewSharedProvider(hostProvider{s: s, topic: p.Topic, timeout: timeout}, cfg.CallTimeout)
 		}
 		cfg.Provider = t.shared
 	case SourceChannel:
-		cfg.Provider = channelProvider{s: s, topic: p.Topic, channel: p.Channel}
+		cfg.Provider = channelProvider{s: s, topic: p.Topic, channel: p.Channel, timeout: timeout}
 	}
 	eng, err := engine.NewChannel(cfg)
 	if err != nil {

@@ -226,6 +226,10 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 		s.reply(ctx, req, nil, errorf(CodeShuttingDown, "the sidecar is shutting down: %s was not handled", req.Method))
 		return
 	}
+	if req.Notif && requestOnly[req.Method] {
+		s.refuseNotification(req.Method)
+		return
+	}
 	respond := func(result any, err error) { s.reply(ctx, req, result, err) }
 	switch req.Method {
 	case "initialize":
@@ -247,7 +251,12 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	case "state.get":
 		// Off the read goroutine: the store may wait for writes begun before it to be
 		// durable. When the group is full it runs here.
-		get := func(context.Context) (any, error) { return s.stateGet(params) }
+		topic, err := s.checkGet(params)
+		if err != nil {
+			respond(nil, err)
+			return
+		}
+		get := func(context.Context) (any, error) { return s.stateGet(topic) }
 		if !s.ops.TryGo(func() error { s.answer(ctx, req, get); return nil }) {
 			s.answer(ctx, req, get)
 		}
@@ -262,6 +271,23 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	default:
 		s.reply(ctx, req, nil, errorf(jsonrpc2.CodeMethodNotFound, "method %q not found: see docs/protocol.md for the methods of protocol version 1", quoteBounded(req.Method)))
 	}
+}
+
+// requestOnly are the methods whose caller needs the answer (a result, or an error that
+// says the action did not happen), so they are never run as notifications: a relay
+// checks requests, and a notification it let through unchecked must not act either.
+var requestOnly = map[string]bool{
+	"initialize": true, "channel.open": true, "channel.close": true, "channel.refresh": true,
+	"channel.status": true, "channel.list": true, "state.set": true, "state.get": true,
+	"shutdown": true,
+}
+
+// refuseNotification reports a request-only method sent without an id: it cannot be
+// answered, so the host learns of it through an error notification, and the stderr log.
+func (s *Server) refuseNotification(method string) {
+	err := errorf(jsonrpc2.CodeInvalidRequest, "%s was sent as a notification (no id), so it was not run: %s is a request, send it with an id", method, method)
+	s.log.Warn("notification refused", "method", method, "err", err)
+	s.notifyError(&engine.SyncError{Phase: engine.PhaseProtocol, Err: err})
 }
 
 // async runs fn on the bounded group and answers with its result; after runs once the
@@ -299,8 +325,9 @@ func (s *Server) reply(_ context.Context, req *jsonrpc2.Request, result any, err
 }
 
 // call sends a request to the host and returns its raw result.
-func (s *Server) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
-	return s.conn.call(ctx, method, params)
+// timeout names the call timeout that applies ("" for --call-timeout).
+func (s *Server) call(ctx context.Context, method string, params any, timeout string) (json.RawMessage, error) {
+	return s.conn.call(ctx, method, params, timeout)
 }
 
 // notifyError sends an error notification with the full context.

@@ -91,6 +91,7 @@ func TestErrorCodesSurviveWrapping(t *testing.T) {
 	require.EqualValues(t, CodeSyncFailed, toWire(wrapped).Code)
 	require.EqualValues(t, -32602, toWire(&engine.FieldError{Field: "topic", Err: io.EOF}).Code)
 	require.EqualValues(t, CodeStoreWriteFailed, toWire(fmt.Errorf("set: %w", &store.WriteError{Topic: "t", Err: io.ErrShortWrite})).Code)
+	require.EqualValues(t, CodeLimitReached, toWire(&store.FileTooLargeError{Topic: "t", Size: 2 << 20, Limit: 1 << 20}).Code)
 	require.EqualValues(t, CodeRevisionConflict, toWire(&store.ConflictError{Topic: "t", Expected: "1", Current: "2"}).Code)
 }
 

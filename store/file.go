@@ -59,6 +59,10 @@ func OpenFile(path string, maxBytes int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store file %s: %w", path, err)
 	}
+	// Before the lock, whose error would name PATH.lock, a file the user never asked for.
+	if _, err := os.Stat(filepath.Dir(abs)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store file %s: its folder %s does not exist: the folder must exist (the sidecar creates the file, not its folder): create it, or fix --store-file (%w)", abs, filepath.Dir(abs), err)
+	}
 	// Before the lock, which would create PATH.lock next to a device (/dev/zero.lock).
 	if info, err := os.Stat(abs); err == nil {
 		if err := requireRegular(abs, info); err != nil {
@@ -238,6 +242,9 @@ func parseFile(raw []byte) (fileDoc, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return fileDoc{}, errors.New("the file is empty (truncated?)")
 	}
+	if bytes.HasPrefix(raw, byteOrderMark) {
+		return fileDoc{}, errors.New("the file starts with a byte order mark (bytes EF BB BF), which JSON does not allow (RFC 8259 §8.1): save it as UTF-8 without a byte order mark")
+	}
 	var doc fileDoc
 	if err := (strictjson.Options{DisallowUnknown: true}).Decode(raw, &doc); err != nil {
 		var serr *strictjson.Error
@@ -289,6 +296,9 @@ func parseFile(raw []byte) (fileDoc, error) {
 	}
 	return doc, nil
 }
+
+// byteOrderMark is U+FEFF in UTF-8, which some editors put at the start of a file.
+var byteOrderMark = []byte("\xef\xbb\xbf")
 
 func checkHead(format string, version int) error {
 	if format != fileFormat {

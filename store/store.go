@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 
 	"github.com/state-sync/state-sync/engine"
@@ -42,6 +43,18 @@ func (e *TooLargeError) Error() string {
 		name = "--max-store-bytes"
 	}
 	return fmt.Sprintf("data for topic %q is %d bytes, over the limit of %d (%s)", e.Topic, e.Size, e.Limit, name)
+}
+
+// FileTooLargeError is a write that would take the store file past the size OpenFile
+// reads (fileLimit): every topic together, where TooLargeError is one topic's data.
+type FileTooLargeError struct {
+	Topic string
+	Size  int64
+	Limit int64
+}
+
+func (e *FileTooLargeError) Error() string {
+	return fmt.Sprintf("the write to topic %q would make the store file %d bytes, over its limit of %d (%d × --max-store-bytes, at least 1 MiB), which the sidecar could not read at its next start: nothing changed; delete topics you no longer need from the file, or raise --max-store-bytes", e.Topic, e.Size, e.Limit, fileSizeFactor)
 }
 
 // WriteError is a write the file backend could not make durable (disk full, folder gone,
@@ -141,6 +154,25 @@ func (s *Store) latest() map[string]entry {
 	return s.topics
 }
 
+// fileSize is the size of the store file with topic at rev holding data, every other
+// topic as it stands: what fileBackend.write would write. Called with s.mu held.
+func (s *Store) fileSize(topic string, rev engine.Revision, data json.RawMessage) int64 {
+	head, _ := json.Marshal(s.epoch)
+	size := int64(len(`{"format":"`+fileFormat+`","version":,"epoch":,"topics":{`+"\n}}\n") + len(strconv.Itoa(fileVersion)) + len(head))
+	add := func(name string, rev engine.Revision, data json.RawMessage) {
+		quoted, _ := json.Marshal(name)
+		// ",\n" + name + `:{"revision":"…","data":` + data + "}"
+		size += int64(2 + len(quoted) + len(`:{"revision":"","data":}`) + len(rev) + len(data))
+	}
+	for name, e := range s.latest() {
+		if name != topic {
+			add(name, e.Revision, e.Data)
+		}
+	}
+	add(topic, rev, data)
+	return size
+}
+
 // Get returns the topic's snapshot, or an empty one (revision "0", no data) when the
 // topic was never set. It reads its writes: the snapshot holds every write to the topic
 // begun before the call that did not fail, so it waits for those to be durable.
@@ -201,6 +233,14 @@ func (s *Store) Begin(topic string, data json.RawMessage, expected *engine.Revis
 	next, err := current.Next()
 	if err != nil {
 		return nil, err
+	}
+	if s.file != nil {
+		// A file OpenFile would refuse to read must never be written: the store would
+		// not open again at the next start.
+		limit := fileLimit(s.maxBytes)
+		if size := s.fileSize(topic, next, data); size > limit {
+			return nil, &FileTooLargeError{Topic: topic, Size: size, Limit: limit}
+		}
 	}
 	written := entry{Revision: next, Data: append(json.RawMessage(nil), data...)}
 	if s.file == nil {

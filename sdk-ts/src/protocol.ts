@@ -34,6 +34,7 @@ export interface RetryOptions {
 
 export interface ChannelOptions {
   callTimeoutMs?: number;
+  /** Periodic refresh in ms: 0 or absent is off, otherwise at least 100 (the sidecar refuses less). */
   resyncIntervalMs?: number;
   retry?: RetryOptions;
 }

@@ -356,52 +356,45 @@ describe("differential: the relay's reading and the sidecar's reading of generat
     await sidecar.finish();
   });
 
-  // Needs the Go side of issue 19 (the sidecar refusing case variants, duplicates, lone
-  // surrogates and request-only notifications itself): until it lands, the sidecar
-  // acts on these, which is the very disagreement the relay now shields windows from.
-  // Run with STATESYNC_SIDECAR_STRICT=1 against a sidecar built with that fix; drop the
-  // condition once it is merged.
-  it.skipIf(process.env.STATESYNC_SIDECAR_STRICT !== "1")(
-    "read directly: the sidecar refuses every message the relay refuses, and acts on none of them",
-    async () => {
-      const sidecar = startSidecar();
-      const s = direct(sidecar);
-      const failures: string[] = [];
-      for (const { c } of refused) {
-        // Every name a reader could take from the case, as the sidecar would store it.
-        const names = [`${c.base}decoy`, `${c.base}n`, `${c.base}n\ufffd`, `${c.base}n\u{1f600}`];
-        const preOpened = c.member === "channel" && c.method !== "channel.open" ? names : [];
-        for (const [i, channel] of preOpened.entries()) {
-          const id = `open-${c.base}${i}`;
-          await s.call(
-            JSON.stringify({ jsonrpc: "2.0", id, method: "channel.open", params: { channel, topic: "t" } }),
-            id,
-          );
-        }
-        // The channel.list below is the barrier: a refusal on reading is answered before it.
-        const before = s.answers.length;
-        s.send(c.text);
-        const open = (await s.channels()).filter((name) => name.startsWith(c.base));
-        const answers = s.answers.slice(before, -1);
-        const refusedAsItShould =
-          c.id === undefined
-            ? answers.every((answer) => !("result" in answer))
-            : answers.length === 1 &&
-              (answers[0]?.id === c.id || answers[0]?.id === null) &&
-              [-32600, -32601, -32602].includes((answers[0]?.error as { code?: number } | undefined)?.code ?? 0);
-        if (!refusedAsItShould) {
-          failures.push(`${c.label}: ${c.text} → ${JSON.stringify(answers)}`);
-        }
-        if (JSON.stringify(open.sort()) !== JSON.stringify([...preOpened].sort())) {
-          failures.push(
-            `${c.label}: ${c.text} left channels ${JSON.stringify(open)}, want ${JSON.stringify(preOpened)}`,
-          );
-        }
+  // The Go side of issue 19: the sidecar refuses case variants, duplicates, lone
+  // surrogates and request-only notifications itself, so a message that reaches it
+  // without the relay is refused too.
+  it("read directly: the sidecar refuses every message the relay refuses, and acts on none of them", async () => {
+    const sidecar = startSidecar();
+    const s = direct(sidecar);
+    const failures: string[] = [];
+    for (const { c } of refused) {
+      // Every name a reader could take from the case, as the sidecar would store it.
+      const names = [`${c.base}decoy`, `${c.base}n`, `${c.base}n\ufffd`, `${c.base}n\u{1f600}`];
+      const preOpened = c.member === "channel" && c.method !== "channel.open" ? names : [];
+      for (const [i, channel] of preOpened.entries()) {
+        const id = `open-${c.base}${i}`;
+        await s.call(
+          JSON.stringify({ jsonrpc: "2.0", id, method: "channel.open", params: { channel, topic: "t" } }),
+          id,
+        );
       }
-      expect(failures, `${failures.length} disagreements, the first 20:\n${failures.slice(0, 20).join("\n")}`).toEqual(
-        [],
-      );
-      await sidecar.finish();
-    },
-  );
+      // The channel.list below is the barrier: a refusal on reading is answered before it.
+      const before = s.answers.length;
+      s.send(c.text);
+      const open = (await s.channels()).filter((name) => name.startsWith(c.base));
+      const answers = s.answers.slice(before, -1);
+      const refusedAsItShould =
+        c.id === undefined
+          ? answers.every((answer) => !("result" in answer))
+          : answers.length === 1 &&
+            (answers[0]?.id === c.id || answers[0]?.id === null) &&
+            [-32600, -32601, -32602].includes((answers[0]?.error as { code?: number } | undefined)?.code ?? 0);
+      if (!refusedAsItShould) {
+        failures.push(`${c.label}: ${c.text} → ${JSON.stringify(answers)}`);
+      }
+      if (JSON.stringify(open.sort()) !== JSON.stringify([...preOpened].sort())) {
+        failures.push(`${c.label}: ${c.text} left channels ${JSON.stringify(open)}, want ${JSON.stringify(preOpened)}`);
+      }
+    }
+    expect(failures, `${failures.length} disagreements, the first 20:\n${failures.slice(0, 20).join("\n")}`).toEqual(
+      [],
+    );
+    await sidecar.finish();
+  });
 });
