@@ -41,7 +41,9 @@ func TestDecodeSnapshot(t *testing.T) {
 	}{
 		{raw: `{"revision":"42","data":{"a":"b"}}`, rev: "42", data: `{"a":"b"}`},
 		{raw: `{"data": [1, 2] , "epoch":"e\u0031","revision":"3"}`, rev: "3", epoch: "e1", data: `[1, 2]`},
-		{raw: `{"Revision":"5","DATA":null}`, rev: "5", data: `null`}, // encoding/json's case folding
+		{raw: `{"Revision":"5","DATA":null}`, errField: "Revision"},                  // no case folding: one reading
+		{raw: `{"revision":"5","revision":"6","data":0}`, errField: "revision"},      // nor a repeated member
+		{raw: `{"rev\u0069sion":"5","epoch":"e\ud800","data":0}`, errField: "epoch"}, // nor a lone surrogate
 		{raw: `{"revision":"5","epoch":null,"data":0}`, rev: "5", data: `0`},
 		{raw: `{"revision":5,"data":0}`, errField: "revision"},
 		{raw: `{"revision":"5","epoch":7,"data":0}`, errField: "epoch"},
