@@ -32,10 +32,31 @@ export interface RetryOptions {
   jitter?: number;
 }
 
+/**
+ * Spacing of the refreshes that invalidations ask for: @statesync/core's
+ * InvalidationThrottlingOptions, plus maxWaitMs (docs/lifecycle.md, Throttling).
+ */
+export interface ThrottlingOptions {
+  /** Refresh once this long passed with no new event. */
+  debounceMs?: number;
+  /** Bound on the debounce's wait, from the first event of the burst; needs debounceMs. */
+  maxWaitMs?: number;
+  /** At most one refresh begins per this long. */
+  throttleMs?: number;
+  /** With throttleMs: the first event after a quiet window refreshes at once (default true). */
+  leading?: boolean;
+  /** With throttleMs: events inside a window cause one refresh when it ends (default true). */
+  trailing?: boolean;
+}
+
+/** The name @statesync/core gives these options, so that code written for it compiles. */
+export type InvalidationThrottlingOptions = ThrottlingOptions;
+
 export interface ChannelOptions {
   callTimeoutMs?: number;
   resyncIntervalMs?: number;
   retry?: RetryOptions;
+  throttling?: ThrottlingOptions;
 }
 
 export interface OpenChannelParams {

@@ -9,6 +9,7 @@ import type {
   Revision,
   Snapshot,
   SyncPhase,
+  ThrottlingOptions,
 } from "./protocol.js";
 import { isCanonicalRevision } from "./revision.js";
 
@@ -75,6 +76,11 @@ interface CommonOptions<T> {
   channel?: string;
   /** Passed to channel.open: call timeout, resync interval, retry policy. */
   channelOptions?: ChannelOptions;
+  /**
+   * Debounce and throttle of the refreshes events ask for, as @statesync/core's option of
+   * the same name; the sidecar's engine applies it (channel.open options.throttling).
+   */
+  throttling?: ThrottlingOptions;
 }
 
 /**
@@ -101,6 +107,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
   }
   const source = provider !== undefined ? "channel" : options.source;
   const channel = options.channel ?? `${topic}#${uniqueId()}`;
+  const channelOptions = withThrottling(options.channelOptions, options.throttling);
 
   let status: Status = "idle";
   let localRevision: Revision = "0";
@@ -283,7 +290,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       channel,
       topic,
       ...(source === undefined ? {} : { source }),
-      ...(options.channelOptions === undefined ? {} : { options: options.channelOptions }),
+      ...(channelOptions === undefined ? {} : { options: channelOptions }),
     });
     opening = open;
     try {
@@ -363,6 +370,22 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
 }
 
 /** Why an event is not `{topic, revision}` per the protocol, or undefined if it is. */
+/** options.throttling goes on the wire as channel.open's options.throttling. */
+function withThrottling(
+  channelOptions: ChannelOptions | undefined,
+  throttling: ThrottlingOptions | undefined,
+): ChannelOptions | undefined {
+  if (throttling === undefined) {
+    return channelOptions;
+  }
+  if (channelOptions?.throttling !== undefined) {
+    throw new TypeError(
+      "createRevisionSync: throttling is given twice, as options.throttling and options.channelOptions.throttling: keep one",
+    );
+  }
+  return { ...channelOptions, throttling };
+}
+
 function eventProblem(event: unknown): string | undefined {
   if (!isRecord(event)) {
     return `event: want a JSON object {topic, revision}, got ${event === null ? "null" : typeof event}`;
