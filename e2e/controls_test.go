@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,4 +57,99 @@ func TestThrottlingOptionsAreCheckedByName(t *testing.T) {
 		require.EqualValues(t, -32602, e.Code, "%v: %s", tc.throttling, e.Message)
 		require.Contains(t, e.Message, tc.want, "%v", tc.throttling)
 	}
+}
+
+type deleteResult struct {
+	Topic    string `json:"topic"`
+	Revision string `json:"revision"`
+}
+
+type storeGetDeleted struct {
+	Revision string          `json:"revision"`
+	Data     json.RawMessage `json:"data"`
+	Deleted  bool            `json:"deleted"`
+}
+
+// state.delete over the wire: every open channel of the topic is applied the deletion as
+// the next revision, data null and deleted true; state.get answers it without data; the
+// next write goes on from it and is applied; a stale expectedRevision is -32005.
+func TestStateDeleteReachesEveryOpenChannel(t *testing.T) {
+	host := newFakeHost()
+	applies := recordApplies(host)
+	c := start(t, host)
+	require.Equal(t, "1", stateSet(t, c, "doc", map[string]int{"n": 1}))
+	for _, w := range []string{"a", "b"} {
+		call(t, c, "channel.open", map[string]any{"channel": w, "topic": "doc", "source": "store"})
+	}
+
+	e := callErr(t, c, "state.delete", map[string]any{"topic": "doc", "expectedRevision": "0"})
+	require.EqualValues(t, -32005, e.Code, e.Message)
+	require.JSONEq(t, `{"currentRevision":"1"}`, string(e.Data))
+
+	var res deleteResult
+	require.NoError(t, json.Unmarshal(call(t, c, "state.delete", map[string]any{"topic": "doc", "expectedRevision": "1"}), &res))
+	require.Equal(t, deleteResult{Topic: "doc", Revision: "2"}, res)
+	host.waitFor(t, "both channels applied the deletion", func() bool {
+		return host.lastApplied("a") == "2" && host.lastApplied("b") == "2"
+	})
+	host.mu.Lock()
+	for _, w := range []string{"a", "b"} {
+		last := applies[w][len(applies[w])-1]
+		require.True(t, last.Deleted, "channel %s: apply of the deletion without deleted: true", w)
+		require.Equal(t, "null", string(last.Data), "channel %s: data of the deletion", w)
+	}
+	host.mu.Unlock()
+
+	var got storeGetDeleted
+	require.NoError(t, json.Unmarshal(call(t, c, "state.get", map[string]any{"topic": "doc"}), &got))
+	require.Equal(t, storeGetDeleted{Revision: "2", Deleted: true}, got)
+
+	// A second delete writes nothing, tells no channel, and answers the same revision.
+	require.NoError(t, json.Unmarshal(call(t, c, "state.delete", map[string]any{"topic": "doc"}), &res))
+	require.Equal(t, "2", res.Revision)
+
+	require.Equal(t, "3", stateSet(t, c, "doc", map[string]int{"n": 3}))
+	host.waitFor(t, "both channels applied the write after the deletion", func() bool {
+		return host.lastApplied("a") == "3" && host.lastApplied("b") == "3"
+	})
+	host.mu.Lock()
+	require.Equal(t, []string{"1", "2", "3"}, host.applied["a"])
+	host.mu.Unlock()
+
+	e = callErr(t, c, "state.delete", map[string]any{"topic": "doc", "expectedRevison": "3"})
+	require.EqualValues(t, -32602, e.Code)
+	require.Contains(t, e.Message, "expectedRevison")
+	e = callErr(t, c, "state.delete", map[string]any{"topic": "doc", "expectedRevision": "03"})
+	require.EqualValues(t, -32602, e.Code)
+	require.Contains(t, e.Message, "expectedRevision")
+
+	host.set("hosted", "1", `1`)
+	call(t, c, "channel.open", map[string]any{"channel": "h", "topic": "hosted", "source": "host"})
+	e = callErr(t, c, "state.delete", map[string]any{"topic": "hosted"})
+	require.EqualValues(t, -32004, e.Code, e.Message)
+}
+
+// The deletion is durable when answered: a kill -9 right after the answer loses nothing,
+// and the restarted sidecar serves the tombstone to a late joiner, then goes on from it.
+func TestStateDeleteSurvivesKill9WithTheFileStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.json")
+	c := start(t, newFakeHost(), "--store-file", path)
+	stateSet(t, c, "doc", "v1")
+	stateSet(t, c, "kept", "k")
+	call(t, c, "state.delete", map[string]any{"topic": "doc"})
+	c.Kill()
+
+	host := newFakeHost()
+	applies := recordApplies(host)
+	c = start(t, host, "--store-file", path)
+	var got storeGetDeleted
+	require.NoError(t, json.Unmarshal(call(t, c, "state.get", map[string]any{"topic": "doc"}), &got))
+	require.Equal(t, storeGetDeleted{Revision: "2", Deleted: true}, got)
+	require.Equal(t, "1", stateGet(t, c, "kept").Revision)
+	call(t, c, "channel.open", map[string]any{"channel": "late", "topic": "doc"})
+	host.mu.Lock()
+	require.Len(t, applies["late"], 1)
+	require.True(t, applies["late"][0].Deleted, "a late joiner learns the topic is deleted")
+	host.mu.Unlock()
+	require.Equal(t, "3", stateSet(t, c, "doc", "v3"))
 }

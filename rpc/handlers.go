@@ -551,6 +551,7 @@ type getResult struct {
 	Revision engine.Revision `json:"revision"`
 	Epoch    string          `json:"epoch,omitempty"`
 	Data     json.RawMessage `json:"data,omitempty"`
+	Deleted  bool            `json:"deleted,omitempty"` // state.delete: no data, at the tombstone's revision
 }
 
 func (s *Server) stateGet(params json.RawMessage) (any, error) {
@@ -568,5 +569,5 @@ func (s *Server) stateGet(params json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return getResult{Topic: p.Topic, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}, nil
+	return getResult{Topic: p.Topic, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data, Deleted: snapshot.Deleted}, nil
 }

@@ -114,6 +114,8 @@ export interface ApplyParams<T = unknown> {
   revision: Revision;
   data: T;
   epoch?: string;
+  /** The store topic was deleted (state.delete) at this revision; data is null. */
+  deleted?: true;
 }
 
 export interface SetResult {
@@ -126,8 +128,10 @@ export interface GetResult<T = unknown> {
   revision: Revision;
   /** The store's epoch (the memory store picks one per process). */
   epoch?: string;
-  /** Absent for a topic never set. */
+  /** Absent for a topic never set, or deleted. */
   data?: T;
+  /** The topic was deleted (state.delete) at this revision. */
+  deleted?: true;
 }
 
 /** Params of the sidecar's `error` notification. */

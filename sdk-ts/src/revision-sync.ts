@@ -25,8 +25,11 @@ export interface SnapshotProvider<T> {
 }
 
 export interface SnapshotApplier<T> {
-  /** `epoch` is there when the source names its lives. */
-  apply(envelope: { revision: Revision; data: T; epoch?: string }): void | Promise<void>;
+  /**
+   * `epoch` is there when the source names its lives; `deleted` when a store topic was
+   * deleted (state.delete), with data null.
+   */
+  apply(envelope: { revision: Revision; data: T; epoch?: string; deleted?: true }): void | Promise<void>;
 }
 
 export interface RevisionSyncHandle {
@@ -204,6 +207,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       revision: params.revision,
       data: params.data as T,
       ...(params.epoch === undefined ? {} : { epoch: params.epoch }),
+      ...(params.deleted === true ? { deleted: true as const } : {}),
     });
     localRevision = params.revision;
   };

@@ -121,6 +121,13 @@ const methods: Record<string, MethodRule> = {
       closed: true,
     },
   },
+  "state.delete": {
+    params: {
+      members: { topic: "string", expectedRevision: "string", sourceId: "string" },
+      required: ["topic"],
+      closed: true,
+    },
+  },
   "state.get": { params: { members: { topic: "string" }, required: ["topic"], closed: false } },
   shutdown: { params: { members: {}, closed: false }, paramsOptional: true },
 };

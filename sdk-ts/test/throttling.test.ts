@@ -69,3 +69,26 @@ describe("throttling, @statesync/core's option", () => {
     expect(open({ throttle: 10 })).toMatchObject({ kind: "refused", message: expect.stringContaining("throttle") });
   });
 });
+
+describe("client.delete", () => {
+  it("sends state.delete with only the members given", async () => {
+    const { client, sidecar } = await connectToFake();
+    void client.delete("doc");
+    expect((await sidecar.next("state.delete")).params).toEqual({ topic: "doc" });
+    void client.delete("doc", { expectedRevision: "4", sourceId: "w1" });
+    expect((await sidecar.next("state.delete")).params).toEqual({
+      topic: "doc",
+      expectedRevision: "4",
+      sourceId: "w1",
+    });
+  });
+
+  it("passes the relay's one reading; an unknown member is refused", () => {
+    const del = (params: unknown) => readWindowMessage({ jsonrpc: "2.0", id: 1, method: "state.delete", params });
+    expect(del({ topic: "doc", expectedRevision: "2" })).toMatchObject({
+      kind: "request",
+      params: { topic: "doc", expectedRevision: "2" },
+    });
+    expect(del({ topic: "doc", expectedRevison: "2" })).toMatchObject({ kind: "refused", code: -32602 });
+  });
+});
