@@ -583,7 +583,10 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 				if !s.dirty {
 					s.firstEvent = now
 				}
-				s.lastEvent = now
+				// now was read before the lock: a concurrent event may have come later.
+				if now.After(s.lastEvent) {
+					s.lastEvent = now
+				}
 			}
 			s.dirty = true
 		})
