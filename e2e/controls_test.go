@@ -40,6 +40,35 @@ func TestThrottlingDebouncesABurstOverTheWire(t *testing.T) {
 	require.GreaterOrEqual(t, fetchedAt.Sub(lastSent), debounce, "the burst was applied %v after its last event, want ≥ the debounce", fetchedAt.Sub(lastSent))
 }
 
+// options.throttling.throttleMs: every refresh opens a window, the open's first too, so a
+// burst right after the open waits for the window to end, then costs one trailing refresh.
+func TestThrottlingThrottlesABurstOverTheWire(t *testing.T) {
+	const throttle = time.Second
+	host := newFakeHost()
+	host.set("doc", "0", `0`)
+	c := start(t, host)
+	var appliedAt time.Time
+	host.mu.Lock()
+	host.onApply = func(applyParams) { appliedAt = time.Now() }
+	host.mu.Unlock()
+	opening := time.Now() // the open's refresh, and its window, begin after this
+	call(t, c, "channel.open", map[string]any{"channel": "w", "topic": "doc", "source": "host",
+		"options": map[string]any{"throttling": map[string]any{"throttleMs": throttle.Milliseconds()}}})
+	host.mu.Lock()
+	before := host.fetches["doc"]
+	host.mu.Unlock()
+	host.set("doc", "3", `3`)
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, c.Notify("invalidate", map[string]string{"topic": "doc", "revision": fmt.Sprint(i)}))
+	}
+	host.waitFor(t, "revision 3 applied", func() bool { return host.lastApplied("w") == "3" })
+	host.mu.Lock()
+	defer host.mu.Unlock()
+	require.Equal(t, []string{"0", "3"}, host.applied["w"])
+	require.Equal(t, 1, host.fetches["doc"]-before, "getSnapshot calls for the burst")
+	require.GreaterOrEqual(t, appliedAt.Sub(opening), throttle, "the trailing refresh came %v after the open began, want ≥ the throttle", appliedAt.Sub(opening))
+}
+
 func TestThrottlingOptionsAreCheckedByName(t *testing.T) {
 	c := start(t, newFakeHost())
 	for _, tc := range []struct {
