@@ -74,6 +74,7 @@ type applyParams struct {
 	Topic    string          `json:"topic"`
 	Revision string          `json:"revision"`
 	Epoch    string          `json:"epoch"`
+	Deleted  bool            `json:"deleted"`
 	Data     json.RawMessage `json:"data"`
 }
 

@@ -38,6 +38,9 @@ type Config struct {
 	// ResyncInterval, when > 0, refreshes periodically: a safety net for sources whose
 	// events can be lost.
 	ResyncInterval time.Duration
+	// Throttling, when set, spaces the refreshes that events ask for; nil refreshes as
+	// soon as an event is accepted. Start, Refresh and the resync tick are never delayed.
+	Throttling *Throttling
 }
 
 // State is where a channel is in its life.
@@ -145,6 +148,10 @@ type chanState struct {
 	// when a refresh begins.
 	dirty bool
 	fresh bool
+	// firstEvent, lastEvent: when the first and the last event of the burst that set
+	// dirty were accepted; lastBegin: when the last refresh began. Kept only with
+	// Config.Throttling, which they are the clock of; written by invalidate and begin.
+	firstEvent, lastEvent, lastBegin time.Time
 
 	// inFlight: a refresh has begun and not finished. applying: that refresh passed the
 	// gate and calls, or is about to call, the applier. Only the worker sets or clears
@@ -317,6 +324,17 @@ func NewChannel(cfg Config) (*Channel, error) {
 	}
 	if cfg.Applier == nil {
 		return nil, errors.New("engine: Config.Applier is required")
+	}
+	if t := cfg.Throttling; t != nil {
+		if err := t.check(); err != nil {
+			return nil, err
+		}
+		if *t == (Throttling{}) {
+			cfg.Throttling = nil // nothing to space: the unthrottled path, without its clock reads
+		} else {
+			copied := *t // the caller's, never read again
+			cfg.Throttling = &copied
+		}
 	}
 	c := &Channel{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
 	c.calls.timeout = cfg.CallTimeout
@@ -591,6 +609,10 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 	}
 	v := c.gate.Load().judge(event) // the fast path: most events of a burst change nothing
 	if v == eventWanted {
+		var now time.Time
+		if c.cfg.Throttling != nil {
+			now = time.Now()
+		}
 		c.update(func(s *chanState) {
 			g := s.gate()
 			if v = g.judge(event); v != eventWanted {
@@ -605,6 +627,15 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 			// Dirty even when the refresh in flight was asked for this revision already:
 			// if it fails, or applies less, this event still needs its trailing refresh;
 			// if it covers it, the worker skips the trailing refresh.
+			if c.cfg.Throttling != nil {
+				if !s.dirty {
+					s.firstEvent = now
+				}
+				// now was read before the lock: a concurrent event may have come later.
+				if now.After(s.lastEvent) {
+					s.lastEvent = now
+				}
+			}
 			s.dirty = true
 		})
 	}
@@ -647,6 +678,14 @@ func (c *Channel) work(ctx context.Context) {
 			}
 		})
 	}
+	// due fires when a burst held back by Throttling may begin; nil when none is.
+	var due <-chan time.Time
+	var dueTimer *time.Timer
+	defer func() {
+		if dueTimer != nil {
+			dueTimer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -654,6 +693,8 @@ func (c *Channel) work(ctx context.Context) {
 		case <-c.wake:
 		case <-tick:
 			resync()
+		case <-due:
+			due = nil
 		}
 		// Bounded by demand: each pass takes what was asked before it began, and the
 		// coalescing leaves at most one refresh behind the one in flight.
@@ -669,8 +710,18 @@ func (c *Channel) work(ctx context.Context) {
 		}
 		for {
 			pollTick()
-			run, req, ok := c.begin(ctx)
+			run, req, ok, wait := c.begin(ctx)
 			if !ok {
+				if !wait.IsZero() {
+					// Reset, not a new timer per pass: a burst of events wakes the worker
+					// once per event while its debounce moves.
+					if dueTimer == nil {
+						dueTimer = time.NewTimer(time.Until(wait))
+					} else {
+						dueTimer.Reset(time.Until(wait))
+					}
+					due = dueTimer.C
+				}
 				break
 			}
 			err := c.refreshOnce(ctx, req)
@@ -680,11 +731,35 @@ func (c *Channel) work(ctx context.Context) {
 	}
 }
 
-// begin takes what was asked for into one refresh, if anything was.
-func (c *Channel) begin(ctx context.Context) (run uint64, req SnapshotRequest, ok bool) {
+// begin takes what was asked for into one refresh, if anything was. When only events
+// asked, and Throttling holds them back, it begins nothing and returns when to look again
+// (wait), or drops them (NoTrailing).
+func (c *Channel) begin(ctx context.Context) (run uint64, req SnapshotRequest, ok bool, wait time.Time) {
+	t := c.cfg.Throttling
+	var now time.Time
+	if t != nil {
+		now = time.Now()
+	}
 	c.update(func(s *chanState) {
 		if s.phase == StateStopped || ctx.Err() != nil || !s.dirty && !s.fresh {
 			return
+		}
+		if t != nil && !s.fresh {
+			at, keep := t.due(s)
+			if !keep {
+				// Ready inside a throttle window with no trailing edge: as
+				// @statesync/core, the burst is dropped; the next event or refresh
+				// fetches the newest state, which covers it.
+				s.dirty, s.wanted, s.wantedEpoch, s.mixed = false, "", "", false
+				return
+			}
+			if at.After(now) {
+				wait = at
+				return
+			}
+		}
+		if t != nil {
+			s.lastBegin = now
 		}
 		s.runs++
 		s.inFlight = true
@@ -694,7 +769,7 @@ func (c *Channel) begin(ctx context.Context) (run uint64, req SnapshotRequest, o
 		s.wanted, s.wantedEpoch, s.mixed = "", "", false
 		s.counters.Refreshes++
 	})
-	return run, req, ok
+	return run, req, ok, wait
 }
 
 // finish ends refresh run with err: it answers the waiters it satisfies and drops the

@@ -12,6 +12,9 @@ type Snapshot struct {
 	Revision Revision        `json:"revision"`
 	Epoch    string          `json:"epoch,omitempty"`
 	Data     json.RawMessage `json:"data,omitempty"`
+	// Deleted: the source deleted the topic at Revision (state.delete); Data is empty. It
+	// is applied like any newer snapshot, so that windows learn the topic is unset.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Empty reports whether the snapshot says the source has no state yet.

@@ -138,9 +138,19 @@ type openParams struct {
 const MinResyncIntervalMs = 100
 
 type openOptions struct {
-	CallTimeoutMs    *int64       `json:"callTimeoutMs"`
-	ResyncIntervalMs *int64       `json:"resyncIntervalMs"`
-	Retry            *retryOption `json:"retry"`
+	CallTimeoutMs    *int64            `json:"callTimeoutMs"`
+	ResyncIntervalMs *int64            `json:"resyncIntervalMs"`
+	Retry            *retryOption      `json:"retry"`
+	Throttling       *throttlingOption `json:"throttling"`
+}
+
+// throttlingOption is @statesync/core's InvalidationThrottlingOptions, plus maxWaitMs.
+type throttlingOption struct {
+	DebounceMs int64 `json:"debounceMs"`
+	ThrottleMs int64 `json:"throttleMs"`
+	MaxWaitMs  int64 `json:"maxWaitMs"`
+	Leading    *bool `json:"leading"`  // absent: true
+	Trailing   *bool `json:"trailing"` // absent: true
 }
 
 type retryOption struct {
@@ -243,7 +253,42 @@ func (s *Server) engineConfig(p openParams) (engine.Config, error) {
 			Jitter:       r.Jitter,
 		}
 	}
+	if th := o.Throttling; th != nil {
+		t, err := th.engine()
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Throttling = t
+	}
 	return cfg, nil
+}
+
+// engine checks the option field by field, so that the error names the field to fix.
+func (th *throttlingOption) engine() (*engine.Throttling, error) {
+	for _, f := range []struct {
+		name string
+		ms   int64
+	}{{"debounceMs", th.DebounceMs}, {"throttleMs", th.ThrottleMs}, {"maxWaitMs", th.MaxWaitMs}} {
+		if f.ms < 0 {
+			return nil, invalidParams("options.throttling.%s: got %d, want 0 (off) or a positive number of milliseconds", f.name, f.ms)
+		}
+	}
+	if th.MaxWaitMs > 0 && th.MaxWaitMs < th.DebounceMs {
+		return nil, invalidParams("options.throttling.maxWaitMs: got %d, shorter than debounceMs %d: it bounds the debounce's wait, so make it at least debounceMs, or leave it out", th.MaxWaitMs, th.DebounceMs)
+	}
+	if th.MaxWaitMs > 0 && th.DebounceMs == 0 {
+		return nil, invalidParams("options.throttling.maxWaitMs: got %d with no debounceMs: it bounds a debounce; set debounceMs, or use throttleMs alone", th.MaxWaitMs)
+	}
+	leading := th.Leading == nil || *th.Leading
+	trailing := th.Trailing == nil || *th.Trailing
+	if th.ThrottleMs > 0 && !leading && !trailing {
+		return nil, invalidParams("options.throttling: leading and trailing are both false, so no event would ever refresh the channel: set one of them true")
+	}
+	ms := func(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
+	return &engine.Throttling{
+		Debounce: ms(th.DebounceMs), MaxWait: ms(th.MaxWaitMs), Throttle: ms(th.ThrottleMs),
+		NoLeading: !leading, NoTrailing: !trailing,
+	}, nil
 }
 
 // channel.close
@@ -514,6 +559,7 @@ type getResult struct {
 	Revision engine.Revision `json:"revision"`
 	Epoch    string          `json:"epoch,omitempty"`
 	Data     json.RawMessage `json:"data,omitempty"`
+	Deleted  bool            `json:"deleted,omitempty"` // state.delete: no data, at the tombstone's revision
 }
 
 // checkGet checks a state.get on the read goroutine, so that a refusal is answered in
@@ -542,5 +588,5 @@ func (s *Server) stateGet(topic string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return getResult{Topic: p.Topic, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}, nil
+	return getResult{Topic: p.Topic, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data, Deleted: snapshot.Deleted}, nil
 }

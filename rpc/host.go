@@ -213,8 +213,13 @@ type applyParams struct {
 	Topic    string          `json:"topic"`
 	Revision engine.Revision `json:"revision"`
 	Epoch    string          `json:"epoch,omitempty"`
+	Deleted  bool            `json:"deleted,omitempty"` // state.delete: Data is null
 	Data     json.RawMessage `json:"data"`
 }
+
+// deletedData is the data of a deleted topic's apply: null, for appliers that predate
+// state.delete; "deleted" tells it from a topic set to null.
+var deletedData = json.RawMessage("null")
 
 type applier struct {
 	s       *Server
@@ -223,6 +228,10 @@ type applier struct {
 }
 
 func (a applier) Apply(ctx context.Context, snapshot engine.Snapshot) error {
-	_, err := a.s.call(ctx, "apply", applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}, a.timeout)
+	p := applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}
+	if snapshot.Deleted {
+		p.Deleted, p.Data = true, deletedData
+	}
+	_, err := a.s.call(ctx, "apply", p, a.timeout)
 	return err
 }

@@ -248,6 +248,8 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 		s.handleInvalidate(ctx, req, params)
 	case "state.set":
 		s.handleSet(ctx, req, params)
+	case "state.delete":
+		s.handleDelete(ctx, req, params)
 	case "state.get":
 		// Off the read goroutine: the store may wait for writes begun before it to be
 		// durable. When the group is full it runs here.

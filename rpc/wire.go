@@ -43,6 +43,9 @@ func appendApplyHead(b []byte, p applyParams) []byte {
 		b = append(b, `,"epoch":`...)
 		b = appendJSONString(b, p.Epoch)
 	}
+	if p.Deleted {
+		b = append(b, `,"deleted":true`...)
+	}
 	return append(b, `,"data":`...)
 }
 

@@ -35,12 +35,17 @@ func TestApplyEncodingMatchesJSONMarshal(t *testing.T) {
 			f.Set(reflect.ValueOf(json.RawMessage(`{"theme":"dark","n":[1,2.5,null]}`)))
 		case f.Kind() == reflect.String:
 			f.SetString(fmt.Sprintf("v%d", i))
+		case f.Kind() == reflect.Bool:
+			f.SetBool(true)
 		default:
 			t.Fatalf("applyParams.%s has a type appendApplyHead does not know: %s", v.Type().Field(i).Name, f.Type())
 		}
 	}
-	for _, epoch := range []string{p.Epoch, ""} {
-		p.Epoch = epoch
+	for _, variant := range []struct {
+		epoch   string
+		deleted bool
+	}{{p.Epoch, true}, {"", true}, {p.Epoch, false}} {
+		p.Epoch, p.Deleted = variant.epoch, variant.deleted
 		want, err := json.Marshal(p)
 		require.NoError(t, err)
 		var out bytes.Buffer

@@ -19,6 +19,8 @@ import (
 // The file format, one JSON document:
 //
 //	{"format":"statesync-store","version":1,"epoch":"…","topics":{"app-config":{"revision":"3","data":…}}}
+//
+// A deleted topic is {"revision":"4","deleted":true}, with no data.
 const (
 	fileFormat  = "statesync-store"
 	fileVersion = 1
@@ -290,7 +292,10 @@ func parseFile(raw []byte) (fileDoc, error) {
 		if e.Revision == engine.ZeroRevision {
 			return fileDoc{}, fmt.Errorf("topic %q: revision 0 is never written (the first write is revision 1)", topic)
 		}
-		if len(e.Data) == 0 {
+		if e.Deleted && len(e.Data) != 0 {
+			return fileDoc{}, fmt.Errorf("topic %q is deleted and has data: a deleted topic has none", topic)
+		}
+		if len(e.Data) == 0 && !e.Deleted {
 			return fileDoc{}, fmt.Errorf("topic %q has no data", topic)
 		}
 	}
@@ -330,6 +335,10 @@ func (b *fileBackend) write(doc fileDoc) error {
 		writeJSON(&buf, name)
 		buf.WriteString(`:{"revision":`)
 		writeJSON(&buf, doc.Topics[name].Revision)
+		if doc.Topics[name].Deleted {
+			buf.WriteString(`,"deleted":true}`) // a tombstone: see Store.BeginDelete
+			continue
+		}
 		buf.WriteString(`,"data":`)
 		buf.Write(doc.Topics[name].Data) // raw: data is never decoded
 		buf.WriteByte('}')

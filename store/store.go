@@ -77,7 +77,10 @@ func (e *WriteError) Unwrap() error { return e.Err }
 
 type entry struct {
 	Revision engine.Revision `json:"revision"`
-	Data     json.RawMessage `json:"data"`
+	Data     json.RawMessage `json:"data,omitempty"` // absent only when Deleted
+	// Deleted: the topic was deleted at Revision and holds no data. The entry stays (a
+	// tombstone) so that the topic's revisions go on from it: see Store.BeginDelete.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Store holds topics. Revisions are assigned in call order (a compare-and-set is exact);
@@ -142,8 +145,8 @@ func (s *Store) Epoch() string {
 func (s *Store) Has(topic string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.latest()[topic]
-	return ok
+	e, ok := s.latest()[topic]
+	return ok && !e.Deleted
 }
 
 // latest is pending when there is one, else topics. Call with mu held.
@@ -189,7 +192,7 @@ func (s *Store) Get(topic string) (engine.Snapshot, error) {
 	if !ok {
 		return engine.Snapshot{Revision: engine.ZeroRevision, Epoch: s.epoch}, nil
 	}
-	return engine.Snapshot{Revision: e.Revision, Epoch: s.epoch, Data: e.Data}, nil
+	return engine.Snapshot{Revision: e.Revision, Epoch: s.epoch, Data: e.Data, Deleted: e.Deleted}, nil
 }
 
 // Set stores data, which must be one JSON value, as the topic's new state at the next
@@ -242,10 +245,16 @@ func (s *Store) Begin(topic string, data json.RawMessage, expected *engine.Revis
 			return nil, &FileTooLargeError{Topic: topic, Size: size, Limit: limit}
 		}
 	}
-	written := entry{Revision: next, Data: append(json.RawMessage(nil), data...)}
+	return s.stage(topic, entry{Revision: next, Data: append(json.RawMessage(nil), data...)}), nil
+}
+
+// stage makes written the topic's latest entry, with its revision decided, and returns
+// the wait of Begin. Call with mu held.
+func (s *Store) stage(topic string, written entry) (wait func() (engine.Revision, error)) {
+	next := written.Revision
 	if s.file == nil {
 		s.topics[topic] = written
-		return func() (engine.Revision, error) { return next, nil }, nil
+		return func() (engine.Revision, error) { return next, nil }
 	}
 	if s.pending == nil {
 		s.pending = maps.Clone(s.topics)
@@ -257,7 +266,7 @@ func (s *Store) Begin(topic string, data json.RawMessage, expected *engine.Revis
 		s.lastWrite = map[string]*pendingWrite{}
 	}
 	s.lastWrite[topic] = w
-	return func() (engine.Revision, error) { return s.commit(w) }, nil
+	return func() (engine.Revision, error) { return s.commit(w) }
 }
 
 // commit returns once w is durable or has failed. The first writer to get commitMu

@@ -155,6 +155,28 @@ export class StateSyncClient {
     );
   }
 
+  /**
+   * Returns a topic of the embedded store to unset. The deletion is the topic's next
+   * revision: open channels are applied it with `deleted: true` and `data: null`, and the
+   * next write goes on from it. With `expectedRevision`, a compare-and-set (RpcError
+   * -32005). A topic with no data is left as it is and its revision returned.
+   */
+  delete(
+    topic: string,
+    options: { expectedRevision?: Revision; sourceId?: string } & RequestOptions = {},
+  ): Promise<SetResult> {
+    const { expectedRevision, sourceId, ...requestOptions } = options;
+    return this.connection.request(
+      "state.delete",
+      {
+        topic,
+        ...(expectedRevision === undefined ? {} : { expectedRevision }),
+        ...(sourceId === undefined ? {} : { sourceId }),
+      },
+      requestOptions,
+    );
+  }
+
   /** Reads a topic of the embedded store: revision "0" and no data when never set. */
   get<T = unknown>(topic: string, options?: RequestOptions): Promise<GetResult<T>> {
     return this.connection.request("state.get", { topic }, options);

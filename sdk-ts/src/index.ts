@@ -32,6 +32,7 @@ export {
   type GetSnapshotParams,
   type InitializeResult,
   type InvalidateParams,
+  type InvalidationThrottlingOptions,
   type OpenChannelParams,
   type OpenChannelResult,
   PROTOCOL_VERSION,
@@ -41,6 +42,7 @@ export {
   type Snapshot,
   type Source,
   type SyncPhase,
+  type ThrottlingOptions,
 } from "./protocol.js";
 export { type RetryAttempt, RetryError, type RetryPolicy, withRetry } from "./retry.js";
 export { compareRevisions, isCanonicalRevision, MAX_REVISION } from "./revision.js";

@@ -32,11 +32,32 @@ export interface RetryOptions {
   jitter?: number;
 }
 
+/**
+ * Spacing of the refreshes that invalidations ask for: @statesync/core's
+ * InvalidationThrottlingOptions, plus maxWaitMs (docs/lifecycle.md, Throttling).
+ */
+export interface ThrottlingOptions {
+  /** Refresh once this long passed with no new event. */
+  debounceMs?: number;
+  /** Bound on the debounce's wait, from the first event of the burst; needs debounceMs. */
+  maxWaitMs?: number;
+  /** At most one refresh begins per this long. */
+  throttleMs?: number;
+  /** With throttleMs: the first event after a quiet window refreshes at once (default true). */
+  leading?: boolean;
+  /** With throttleMs: events inside a window cause one refresh when it ends (default true). */
+  trailing?: boolean;
+}
+
+/** The name @statesync/core gives these options, so that code written for it compiles. */
+export type InvalidationThrottlingOptions = ThrottlingOptions;
+
 export interface ChannelOptions {
   callTimeoutMs?: number;
   /** Periodic refresh in ms: 0 or absent is off, otherwise at least 100 (the sidecar refuses less). */
   resyncIntervalMs?: number;
   retry?: RetryOptions;
+  throttling?: ThrottlingOptions;
 }
 
 export interface OpenChannelParams {
@@ -94,6 +115,8 @@ export interface ApplyParams<T = unknown> {
   revision: Revision;
   data: T;
   epoch?: string;
+  /** The store topic was deleted (state.delete) at this revision; data is null. */
+  deleted?: true;
 }
 
 export interface SetResult {
@@ -106,8 +129,10 @@ export interface GetResult<T = unknown> {
   revision: Revision;
   /** The store's epoch (the memory store picks one per process). */
   epoch?: string;
-  /** Absent for a topic never set. */
+  /** Absent for a topic never set, or deleted. */
   data?: T;
+  /** The topic was deleted (state.delete) at this revision. */
+  deleted?: true;
 }
 
 /** Params of the sidecar's `error` notification. */

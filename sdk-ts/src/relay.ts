@@ -13,7 +13,19 @@ import {
 } from "./link.js";
 import { createMemoryLinkPair } from "./links/memory.js";
 import { type ErrorNotification, type InitializeResult, PROTOCOL_VERSION, type Snapshot } from "./protocol.js";
+import { type CompiledAccess, compileAccess, deniedCall, mayHear, type WindowAccess } from "./window-access.js";
 import { readSnapshotAnswer, readWindowMessage, type WindowReading, type WindowRefusal } from "./window-message.js";
+
+export { AccessDenied, type AccessRule, type WindowAccess } from "./window-access.js";
+
+export interface AttachWindowOptions {
+  /**
+   * What this window may do. Absent: everything the protocol allows. Present: only what
+   * the rules name (a rule left out allows nothing); a refused call is error -32010
+   * naming the rule (docs/security.md, "Per-window access rules").
+   */
+  access?: WindowAccess;
+}
 
 export interface SidecarHostOptions {
   /** The link to the sidecar (usually createNodeLink). The host owns it from now on. */
@@ -43,7 +55,7 @@ export interface SidecarHost {
    * Either way the relay forwards only its own re-serialisation of what it checked
    * (docs/security.md, "What the relay guarantees to each window").
    */
-  attachWindow(link: Link): () => void;
+  attachWindow(link: Link, options?: AttachWindowOptions): () => void;
   /** A client for the host process itself, attached like one more window. */
   connect(options?: ConnectOptions): Promise<StateSyncClient>;
   /** Detaches every window (closing their channels), then closes the sidecar link. */
@@ -58,6 +70,8 @@ interface AttachedWindow {
   readonly sidecarIds: Map<number, { id: RequestId; method: string }>;
   nextId: number;
   detached: boolean;
+  /** The window's access rules; undefined: unrestricted. */
+  readonly access: CompiledAccess | undefined;
   unlisten: (() => void)[];
 }
 
@@ -72,6 +86,19 @@ type PendingAtSidecar =
  * channel, answers `getSnapshot {topic}` itself, and closes a window's channels when the
  * window goes away, so that no engine outlives its window.
  */
+/** A channel.list result cut down to the window's own channels. */
+function ownChannels(window: AttachedWindow, result: unknown): unknown {
+  if (!isRecord(result) || !Array.isArray(result.channels)) {
+    return { channels: [] };
+  }
+  return {
+    ...result,
+    channels: result.channels.filter(
+      (c: unknown) => isRecord(c) && typeof c.channel === "string" && window.channels.has(c.channel),
+    ),
+  };
+}
+
 export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
   const sidecar = options.link;
   const windows = new Set<AttachedWindow>();
@@ -154,6 +181,11 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
     if (entry.method === "channel.close" && channel !== undefined && !failed) {
       releaseChannel(window, channel);
     }
+    if (entry.method === "channel.list" && window.access !== undefined && "result" in response) {
+      // A window under rules sees its own channels only: the others' name other topics.
+      sendToWindow(window, { ...response, id: entry.id, result: ownChannels(window, response.result) });
+      return;
+    }
     sendToWindow(window, { ...response, id: entry.id });
   };
 
@@ -214,7 +246,9 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
       return;
     }
     for (const window of windows) {
-      sendToWindow(window, message);
+      if (window.access === undefined || mayHear(window.access, params.topic)) {
+        sendToWindow(window, message);
+      }
     }
     if (message.method === "error") {
       options.onError?.(params as unknown as ErrorNotification);
@@ -300,6 +334,20 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
   ): void => {
     // readWindowMessage lets only invalidate through as a notification.
     const channel = typeof reading.params?.channel === "string" ? reading.params.channel : undefined;
+    const denial = window.access === undefined ? undefined : deniedCall(window.access, reading.method, reading.params);
+    if (denial !== undefined) {
+      const refusal: WindowRefusal = {
+        kind: "refused",
+        id: null,
+        notification: true,
+        answer: false,
+        code: denial.code,
+        message: `${denial.message}; dropped`,
+        method: reading.method,
+      };
+      reportRefusal(window, refusal, channel);
+      return;
+    }
     if (someoneElsesChannel(window, channel)) {
       reportRefusal(
         window,
@@ -339,6 +387,11 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
           message: "shutdown: windows share this sidecar; the host stops it (SidecarHost.close)",
         },
       });
+      return;
+    }
+    const denial = window.access === undefined ? undefined : deniedCall(window.access, request.method, request.params);
+    if (denial !== undefined) {
+      answerWindow(window, request.id, { error: denial });
       return;
     }
     const channel = typeof request.params?.channel === "string" ? request.params.channel : undefined;
@@ -438,8 +491,11 @@ export function createSidecarHost(options: SidecarHostOptions): SidecarHost {
     window.link.close();
   };
 
-  const attachWindow = (link: Link): (() => void) => {
+  const attachWindow = (link: Link, attachOptions: AttachWindowOptions = {}): (() => void) => {
+    // Compiled before anything else: rules that cannot be read throw here, to the host.
+    const access = attachOptions.access === undefined ? undefined : compileAccess(attachOptions.access);
     const window: AttachedWindow = {
+      access,
       link,
       channels: new Set(),
       sidecarIds: new Map(),

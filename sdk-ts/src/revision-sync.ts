@@ -11,6 +11,7 @@ import type {
   Revision,
   Snapshot,
   SyncPhase,
+  ThrottlingOptions,
 } from "./protocol.js";
 import { isCanonicalRevision } from "./revision.js";
 
@@ -26,8 +27,11 @@ export interface SnapshotProvider<T> {
 }
 
 export interface SnapshotApplier<T> {
-  /** `epoch` is there when the source names its lives. */
-  apply(envelope: { revision: Revision; data: T; epoch?: string }): void | Promise<void>;
+  /**
+   * `epoch` is there when the source names its lives; `deleted` when a store topic was
+   * deleted (state.delete), with data null.
+   */
+  apply(envelope: { revision: Revision; data: T; epoch?: string; deleted?: true }): void | Promise<void>;
 }
 
 export interface RevisionSyncHandle {
@@ -80,6 +84,11 @@ interface CommonOptions<T> {
   channel?: string;
   /** Passed to channel.open: call timeout, resync interval, retry policy. */
   channelOptions?: ChannelOptions;
+  /**
+   * Debounce and throttle of the refreshes events ask for, as @statesync/core's option of
+   * the same name; the sidecar's engine applies it (channel.open options.throttling).
+   */
+  throttling?: ThrottlingOptions;
 }
 
 /**
@@ -104,6 +113,7 @@ const knownOptions = new Set([
   "channel",
   "source",
   "channelOptions",
+  "throttling",
 ]);
 
 /** What a provider or applier threw, kept until the sidecar's report of that failure arrives. */
@@ -124,11 +134,8 @@ function checkOptions(options: RevisionSyncOptions<unknown>): void {
   }
   const unknown = Object.keys(options).filter((key) => !knownOptions.has(key));
   if (unknown.length > 0) {
-    const hint = unknown.includes("throttling")
-      ? " (throttling is an option of @statesync/core that this SDK does not implement: the sidecar coalesces bursts itself)"
-      : "";
     throw new TypeError(
-      `createRevisionSync: unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => JSON.stringify(key)).join(", ")}${hint}; known: ${[...knownOptions].join(", ")}`,
+      `createRevisionSync: unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map((key) => JSON.stringify(key)).join(", ")}; known: ${[...knownOptions].join(", ")}`,
     );
   }
   const connection = (options as { connection?: unknown }).connection;
@@ -168,6 +175,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
   }
   const source = provider !== undefined ? "channel" : options.source;
   const channel = options.channel ?? defaultChannel(topic);
+  const channelOptions = withThrottling(options.channelOptions, options.throttling);
 
   let status: Status = "idle";
   let localRevision: Revision = "0";
@@ -299,6 +307,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
         revision: params.revision,
         data: params.data as T,
         ...(params.epoch === undefined ? {} : { epoch: params.epoch }),
+        ...(params.deleted === true ? { deleted: true as const } : {}),
       });
     } catch (error) {
       keepThrown("apply", error);
@@ -393,7 +402,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       channel,
       topic,
       ...(source === undefined ? {} : { source }),
-      ...(options.channelOptions === undefined ? {} : { options: options.channelOptions }),
+      ...(channelOptions === undefined ? {} : { options: channelOptions }),
     });
     opening = open;
     try {
@@ -486,6 +495,22 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
 }
 
 /** Why an event is not `{topic, revision}` per the protocol, or undefined if it is. */
+/** options.throttling goes on the wire as channel.open's options.throttling. */
+function withThrottling(
+  channelOptions: ChannelOptions | undefined,
+  throttling: ThrottlingOptions | undefined,
+): ChannelOptions | undefined {
+  if (throttling === undefined) {
+    return channelOptions;
+  }
+  if (channelOptions?.throttling !== undefined) {
+    throw new TypeError(
+      "createRevisionSync: throttling is given twice, as options.throttling and options.channelOptions.throttling: keep one",
+    );
+  }
+  return { ...channelOptions, throttling };
+}
+
 function eventProblem(event: unknown): string | undefined {
   if (!isRecord(event)) {
     return `event: want a JSON object {topic, revision}, got ${event === null ? "null" : typeof event}`;

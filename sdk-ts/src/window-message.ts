@@ -33,7 +33,7 @@ export interface WindowRefusal {
 }
 
 /** A member's rule: the JSON type the relay reads it as, or a nested object. */
-type Rule = "string" | "number" | "any" | ObjectRule;
+type Rule = "string" | "number" | "boolean" | "any" | ObjectRule;
 
 interface ObjectRule {
   members: Record<string, Rule>;
@@ -56,8 +56,19 @@ const retry: ObjectRule = {
   closed: true,
 };
 
+const throttling: ObjectRule = {
+  members: {
+    debounceMs: "number",
+    maxWaitMs: "number",
+    throttleMs: "number",
+    leading: "boolean",
+    trailing: "boolean",
+  },
+  closed: true,
+};
+
 const channelOptions: ObjectRule = {
-  members: { callTimeoutMs: "number", resyncIntervalMs: "number", retry },
+  members: { callTimeoutMs: "number", resyncIntervalMs: "number", retry, throttling },
   closed: true,
 };
 
@@ -107,6 +118,13 @@ const methods: Record<string, MethodRule> = {
     params: {
       members: { topic: "string", data: "any", expectedRevision: "string", sourceId: "string" },
       required: ["topic", "data"],
+      closed: true,
+    },
+  },
+  "state.delete": {
+    params: {
+      members: { topic: "string", expectedRevision: "string", sourceId: "string" },
+      required: ["topic"],
       closed: true,
     },
   },
@@ -306,6 +324,11 @@ function readObject(value: unknown, rule: ObjectRule, path: string, code: number
     } else if (memberRule === "number") {
       if (typeof member !== "number" || !Number.isFinite(member)) {
         throw new Refused(code, `${quote(memberPath)} is ${describe(member)}: send a finite number`);
+      }
+      read[name] = member;
+    } else if (memberRule === "boolean") {
+      if (typeof member !== "boolean") {
+        throw new Refused(code, `${quote(memberPath)} is ${describe(member)}: send true or false`);
       }
       read[name] = member;
     } else {

@@ -6,7 +6,7 @@ import { ConnectionClosedError } from "../errors.js";
 import type { Link } from "../link.js";
 import { LinkListeners } from "../link-listeners.js";
 import type { ErrorNotification, InitializeResult, InvalidateParams, Snapshot } from "../protocol.js";
-import { createSidecarHost } from "../relay.js";
+import { createSidecarHost, type WindowAccess } from "../relay.js";
 import { createTauriLink, type TauriLink, type TauriLinkOptions } from "./tauri.js";
 import {
   createBatchSender,
@@ -39,6 +39,14 @@ export interface TauriRelayOptions extends TauriLinkOptions {
    * previous one left running; "state-sync/sidecar-pid" by default.
    */
   pidStorageKey?: string;
+  /**
+   * Per-window access rules, by window label (docs/security.md, "Per-window access
+   * rules"): undefined lets the window do everything. The label is the one the window
+   * names in its hello, so the rules hold against pages that use the SDK as shipped, not
+   * against script that forges the owner's events; give untrusted windows no
+   * core:event permission to the owner instead.
+   */
+  windowAccess?: (label: string) => WindowAccess | undefined;
 }
 
 export interface TauriRelay {
@@ -174,7 +182,8 @@ export async function createTauriRelay(options: TauriRelayOptions = {}): Promise
       },
     };
     const session: Session = { label, page, id, link: sessionLink, detach: () => {} };
-    session.detach = host.attachWindow(sessionLink);
+    const access = options.windowAccess?.(label);
+    session.detach = host.attachWindow(sessionLink, access === undefined ? {} : { access });
     return session;
   };
 
