@@ -25,19 +25,7 @@ type deleteParams struct {
 	SourceID         string  `json:"sourceId"`
 }
 
-// handleDelete is handleSet's twin: decided on the read goroutine, so that revisions
-// follow the wire's order, and made durable on the bounded group.
-func (s *Server) handleDelete(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
-	finish, err := s.beginDelete(params)
-	if err != nil {
-		s.reply(ctx, req, nil, err)
-		return
-	}
-	if !s.ops.TryGo(func() error { s.answer(ctx, req, finish); return nil }) {
-		s.answer(ctx, req, finish)
-	}
-}
-
+// beginDelete checks a state.delete and begins it, as beginSet does a state.set.
 func (s *Server) beginDelete(params json.RawMessage) (finish func(context.Context) (any, error), err error) {
 	if s.cfg.Store == nil {
 		return nil, errorf(CodeSourceConflict, "the embedded store is not available in this sidecar")
@@ -50,39 +38,14 @@ func (s *Server) beginDelete(params json.RawMessage) (finish func(context.Contex
 	if err := decodeStrict(params, &p); err != nil {
 		return nil, err
 	}
-	if p.Topic == "" {
-		return nil, invalidParams("topic: is missing: want the name of the store topic to delete")
-	}
-	if _, err := engine.ValidateTopic(p.Topic); err != nil {
+	expected, err := s.storeWriteTarget("state.delete", p.Topic, p.ExpectedRevision)
+	if err != nil {
 		return nil, err
 	}
-	var expected *engine.Revision
-	if p.ExpectedRevision != nil {
-		rev, err := engine.ParseRevision(*p.ExpectedRevision)
-		if err != nil {
-			return nil, &engine.FieldError{Field: "expectedRevision", Err: err}
-		}
-		expected = &rev
-	}
-	if t := s.openTopic(p.Topic); t != nil && t.source != SourceStore {
-		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q, so the host owns its state: state.delete works only on store topics", quoteBounded(p.Topic), t.source)
-	}
-	before := s.cfg.Store.Has(p.Topic)
+	changed := s.cfg.Store.Has(p.Topic) // a delete that writes nothing has nothing to tell the channels
 	wait, err := deleter.BeginDelete(p.Topic, expected)
 	if err != nil {
 		return nil, err
 	}
-	return func(context.Context) (any, error) {
-		rev, err := wait()
-		if err != nil {
-			return nil, err
-		}
-		if before { // a delete that wrote nothing has nothing to tell the channels
-			event := engine.InvalidationEvent{Topic: p.Topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: p.SourceID}
-			for _, sink := range s.topicSinks(p.Topic) {
-				sink.Invalidate(event)
-			}
-		}
-		return setResult{Topic: p.Topic, Revision: rev}, nil
-	}, nil
+	return s.finishStoreWrite(p.Topic, p.SourceID, wait, changed), nil
 }

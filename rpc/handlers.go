@@ -485,19 +485,62 @@ type setResult struct {
 	Revision engine.Revision `json:"revision"`
 }
 
-// handleSet decides the write on the read goroutine, so that revisions follow the order
-// of the requests on the wire, and waits for it to be durable (a file rewrite and fsync)
-// on the bounded group, holding no lock: other messages are not held up meanwhile. When
-// the group is full it waits here, slowing the reader down rather than refusing a write
-// whose revision is already taken.
-func (s *Server) handleSet(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
-	finish, err := s.beginSet(params)
+// handleStoreWrite answers state.set and state.delete. begin decides the write on the read
+// goroutine, so that revisions follow the order of the requests on the wire; finish waits
+// for it to be durable (a file rewrite and fsync) on the bounded group, holding no lock:
+// other messages are not held up meanwhile. When the group is full it waits here, slowing
+// the reader down rather than refusing a write whose revision is already taken.
+func (s *Server) handleStoreWrite(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage, begin func(json.RawMessage) (finish func(context.Context) (any, error), err error)) {
+	finish, err := begin(params)
 	if err != nil {
 		s.reply(ctx, req, nil, err)
 		return
 	}
 	if !s.ops.TryGo(func() error { s.answer(ctx, req, finish); return nil }) {
 		s.answer(ctx, req, finish)
+	}
+}
+
+// storeWriteTarget checks what state.set and state.delete share: the topic, the
+// expectedRevision of a compare-and-set, and that no channel has the topic open with
+// another source. No channel.open can slip in between this check and the store's Begin:
+// both run on the read goroutine, and a topic's source is decided only there (in add).
+func (s *Server) storeWriteTarget(method, topic string, expectedRevision *string) (*engine.Revision, error) {
+	if topic == "" {
+		return nil, invalidParams("topic: is missing")
+	}
+	if _, err := engine.ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	var expected *engine.Revision
+	if expectedRevision != nil {
+		rev, err := engine.ParseRevision(*expectedRevision)
+		if err != nil {
+			return nil, &engine.FieldError{Field: "expectedRevision", Err: err}
+		}
+		expected = &rev
+	}
+	if t := s.openTopic(topic); t != nil && t.source != SourceStore {
+		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q, so the host owns its state: %s works only on store topics", quoteBounded(topic), t.source, method)
+	}
+	return expected, nil
+}
+
+// finishStoreWrite waits for a store write to be durable, then invalidates the topic's
+// channels (unless the write changed nothing) and answers {topic, revision}.
+func (s *Server) finishStoreWrite(topic, sourceID string, wait func() (engine.Revision, error), changed bool) func(context.Context) (any, error) {
+	return func(context.Context) (any, error) {
+		rev, err := wait()
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			event := engine.InvalidationEvent{Topic: topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: sourceID}
+			for _, sink := range s.topicSinks(topic) {
+				sink.Invalidate(event)
+			}
+		}
+		return setResult{Topic: topic, Revision: rev}, nil
 	}
 }
 
@@ -511,43 +554,18 @@ func (s *Server) beginSet(params json.RawMessage) (finish func(context.Context) 
 	if err := decodeStrict(params, &p); err != nil {
 		return nil, err
 	}
-	if p.Topic == "" {
-		return nil, invalidParams("topic: is missing")
-	}
-	if _, err := engine.ValidateTopic(p.Topic); err != nil {
+	expected, err := s.storeWriteTarget("state.set", p.Topic, p.ExpectedRevision)
+	if err != nil {
 		return nil, err
 	}
 	if len(p.Data) == 0 {
 		return nil, invalidParams("data: is missing: send the topic's new state (any JSON value)")
 	}
-	var expected *engine.Revision
-	if p.ExpectedRevision != nil {
-		rev, err := engine.ParseRevision(*p.ExpectedRevision)
-		if err != nil {
-			return nil, &engine.FieldError{Field: "expectedRevision", Err: err}
-		}
-		expected = &rev
-	}
-	// No channel.open can slip in between the source check and Begin: both run on the
-	// read goroutine, and the topic's source is decided only there (in add).
-	if t := s.openTopic(p.Topic); t != nil && t.source != SourceStore {
-		return nil, errorf(CodeSourceConflict, "topic %q is open with source %q, so the host owns its state: state.set works only on store topics", quoteBounded(p.Topic), t.source)
-	}
 	wait, err := s.cfg.Store.Begin(p.Topic, p.Data, expected)
 	if err != nil {
 		return nil, err
 	}
-	return func(context.Context) (any, error) {
-		rev, err := wait()
-		if err != nil {
-			return nil, err
-		}
-		event := engine.InvalidationEvent{Topic: p.Topic, Revision: rev, Epoch: s.cfg.Store.Epoch(), SourceID: p.SourceID}
-		for _, sink := range s.topicSinks(p.Topic) {
-			sink.Invalidate(event)
-		}
-		return setResult{Topic: p.Topic, Revision: rev}, nil
-	}, nil
+	return s.finishStoreWrite(p.Topic, p.SourceID, wait, true), nil
 }
 
 type getParams struct {

@@ -247,9 +247,9 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 	case "invalidate":
 		s.handleInvalidate(ctx, req, params)
 	case "state.set":
-		s.handleSet(ctx, req, params)
+		s.handleStoreWrite(ctx, req, params, s.beginSet)
 	case "state.delete":
-		s.handleDelete(ctx, req, params)
+		s.handleStoreWrite(ctx, req, params, s.beginDelete)
 	case "state.get":
 		// Off the read goroutine: the store may wait for writes begun before it to be
 		// durable. When the group is full it runs here.
