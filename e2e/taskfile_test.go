@@ -40,11 +40,13 @@ func runTask(t *testing.T, env []string, args ...string) (string, string, int) {
 	return stdout.String(), stderr.String(), code
 }
 
-// withoutColorSettings drops the caller's colour settings, so each test sets its own.
+// withoutColorSettings drops the caller's colour settings, so each test sets its own. CI
+// is one of them: go-task colours its own lines whenever CI is set, pipe or not (for CI
+// services that show colours), which is why .ci/run sets NO_COLOR.
 func withoutColorSettings(env []string) []string {
 	var kept []string
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, "NO_COLOR=") && !strings.HasPrefix(kv, "FORCE_COLOR=") {
+		if !strings.HasPrefix(kv, "NO_COLOR=") && !strings.HasPrefix(kv, "FORCE_COLOR=") && !strings.HasPrefix(kv, "CI=") {
 			kept = append(kept, kv)
 		}
 	}
