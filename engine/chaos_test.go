@@ -788,14 +788,30 @@ func (w *chaosWorld) converge() {
 		w.mu.Unlock()
 		break
 	}
-	// The engine agrees with what was applied.
+	// The engine agrees with what was applied. The window records an apply before it
+	// returns, and the engine moves localRevision only once it has returned, so under
+	// load the last apply can still be on its way back: wait for it, bounded.
+	disagree := func() []*chaosChan {
+		var out []*chaosChan
+		for _, cc := range open {
+			st := cc.eng.Status()
+			if converged(cc) && (st.LocalRevision != cc.lastRev || st.Epoch != cc.lastEpoch) {
+				out = append(out, cc)
+			}
+		}
+		return out
+	}
+	agreeBy := time.Now().Add(waitTimeout)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, cc := range open {
+	for len(disagree()) > 0 && time.Now().Before(agreeBy) {
+		w.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		w.mu.Lock()
+	}
+	for _, cc := range disagree() {
 		st := cc.eng.Status()
-		if converged(cc) && (st.LocalRevision != cc.lastRev || st.Epoch != cc.lastEpoch) {
-			w.violationLocked("%s: engine reports local %s epoch %q, the window applied %s epoch %q", cc.name, st.LocalRevision, st.Epoch, cc.lastRev, cc.lastEpoch)
-		}
+		w.violationLocked("%s: engine reports local %s epoch %q, the window applied %s epoch %q", cc.name, st.LocalRevision, st.Epoch, cc.lastRev, cc.lastEpoch)
 	}
 	w.counts["open at the end"] = len(open)
 }
