@@ -1143,9 +1143,9 @@ func TestEventsOfTwoEpochsDuringARefreshKeepTheirTrailingRefresh(t *testing.T) {
 // checkTransition is what makes Channel.update panic on a bug: each case breaks one
 // invariant and must be refused, naming it.
 func TestCheckTransitionRefusesBrokenInvariants(t *testing.T) {
-	running := chanState{phase: StateRunning, local: "5", epoch: "e1", appliedOnce: true, runs: 3}
+	running := chanState{phase: StateRunning, local: "5", epoch: "e1", appliedOnce: true, runs: 3, cancel: func() {}}
 	inFlight := running
-	inFlight.inFlight, inFlight.runs = true, 4
+	inFlight.worker, inFlight.inFlight, inFlight.runs = true, true, 4
 	applying := inFlight
 	applying.applying = true
 	cases := []struct {
@@ -1161,6 +1161,10 @@ func TestCheckTransitionRefusesBrokenInvariants(t *testing.T) {
 		{"localRevision moved with no apply", running, func(s *chanState) { s.local = "6" }, "with no apply"},
 		{"localRevision went back in its epoch", applying, func(s *chanState) { s.applying = false; s.local = "4"; s.counters.Applies++ }, "went back"},
 		{"idle with a refresh in flight", inFlight, func(s *chanState) { s.phase = StateIdle }, "idle with a refresh in flight"},
+		{"a refresh begun with no worker", running, func(s *chanState) { s.runs++; s.inFlight = true }, "no worker claimed"},
+		{"a worker released mid-refresh", inFlight, func(s *chanState) { s.worker = false }, "no worker claimed"},
+		{"a worker claimed once stopped", chanState{phase: StateStopped}, func(s *chanState) { s.worker = true }, "claimed in phase stopped"},
+		{"a worker claimed once the run ended", chanState{phase: StateStarting}, func(s *chanState) { s.worker = true }, "run ended: true"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1176,6 +1180,9 @@ func TestCheckTransitionRefusesBrokenInvariants(t *testing.T) {
 	after.applying, after.local, after.counters.Applies = false, "6", 1
 	require.NoError(t, checkTransition(&applying, &after))
 	require.NoError(t, checkTransition(&running, &inFlight))
+	released := inFlight // finish, then the worker's last begin, which finds nothing to do
+	released.inFlight, released.worker = false, false
+	require.NoError(t, checkTransition(&inFlight, &released))
 	reset := running
 	reset.phase, reset.local, reset.epoch, reset.appliedOnce = StateIdle, ZeroRevision, "", false
 	require.NoError(t, checkTransition(&running, &reset))
