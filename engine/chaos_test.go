@@ -788,7 +788,17 @@ func (w *chaosWorld) converge() {
 		w.mu.Unlock()
 		break
 	}
-	// The engine agrees with what was applied.
+	// The engine agrees with what was applied, once its refresh has finished: the window
+	// records an apply before Apply returns, and localRevision moves only after it
+	// returned, so a Status read in between sees the previous revision (seen at load 10:
+	// "engine reports local 36, the window applied 50"). Bounded in time and count; a
+	// channel still busy then is judged as it is.
+	settleBy := time.Now().Add(waitTimeout)
+	for _, cc := range open {
+		for n := 0; n < 1<<20 && busy(cc.eng) && time.Now().Before(settleBy); n++ {
+			runtime.Gosched()
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, cc := range open {
