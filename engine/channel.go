@@ -74,10 +74,14 @@ type Status struct {
 // Channel is the sync engine of one channel.
 //
 // Its state lives in one chanState, changed only inside update, which checks the
-// invariants after every change (the shape of x/tools' jsonrpc2_v2 updateInFlight). One
-// worker goroutine, started by Start and joined by Stop, is the only caller of the
-// provider and the applier, so at most one refresh is ever in flight; it sleeps between
-// refreshes instead of being spawned per refresh.
+// invariants after every change (the shape of x/tools' jsonrpc2_v2 updateInFlight).
+// Refreshes run on a worker goroutine, the only caller of the provider and the applier,
+// so at most one refresh is ever in flight. A channel keeps no goroutine while idle: the
+// change that asks for work (an event, Start, Refresh, the resync or throttle timer)
+// claims the worker in the same update when none is claimed, and the worker releases
+// its claim, and exits, in the update that finds nothing left to begin. At 1,000 open
+// channels a sleeping worker per channel was half the sidecar's resident memory (its
+// stack); a goroutine started per burst costs about what waking a sleeping one did.
 //
 // Coalescing, as singleflight: an event that arrives while a refresh is in flight sets
 // dirty; however many arrive, that causes exactly one trailing refresh, which is skipped
@@ -87,11 +91,9 @@ type Channel struct {
 	provider SnapshotProvider
 	log      *slog.Logger
 
-	// wake tells the worker that dirty or fresh may have been set. Capacity 1: a pending
-	// wake-up stands for any number of later ones, since the worker reads the state, not
-	// the signal.
-	wake chan struct{}
-	wg   sync.WaitGroup // the worker; Stop and a failed Start wait for it
+	// wg counts the workers (at most one at a time, claimed in update, so every Add is
+	// ordered before a Stop's Wait by mu); Stop and a failed Start wait for them.
+	wg sync.WaitGroup
 
 	// gate is the part of the state that decides what an event does, republished by
 	// update after every change: invalidate reads it without the lock, so that an event
@@ -119,10 +121,17 @@ type chanState struct {
 	// phase: Start (idle → starting → running), Stop (→ stopped, for good) and a failed
 	// Start's reset (→ idle). Read at every entry point.
 	phase State
-	// ctx ends at Stop or at a failed Start's reset; every provider and applier call
-	// derives from it. Written by Start, one per start; the worker gets its own copy.
+	// ctx ends at Stop or at a failed Start's reset (endRun); every provider and applier
+	// call derives from it. Written by Start, one per start; each refresh takes it when it
+	// begins. cancel is nil once the run has ended (or before the first Start): no worker
+	// is claimed and no timer re-armed without it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// resync and due are the timers of Config.ResyncInterval and of Throttling's held
+	// back events, made by the first use and reused; stopped by endRun. Their callbacks
+	// run on a runtime goroutine and act only through update, so one that fires while
+	// Stop runs finds the channel stopped and does nothing.
+	resync, due *time.Timer
 	// unsubscribe: set by Start once subscribed, taken by Stop or the reset.
 	unsubscribe func()
 
@@ -153,6 +162,10 @@ type chanState struct {
 	// Config.Throttling, which they are the clock of; written by invalidate and begin.
 	firstEvent, lastEvent, lastBegin time.Time
 
+	// worker: a worker goroutine is claimed; it will look at the state at least once
+	// more before it exits. Set by claim (only while the run is live), cleared by begin
+	// in the update that finds nothing to begin, which is the worker's last.
+	worker bool
 	// inFlight: a refresh has begun and not finished. applying: that refresh passed the
 	// gate and calls, or is about to call, the applier. Only the worker sets or clears
 	// them.
@@ -165,9 +178,29 @@ type chanState struct {
 }
 
 type refreshWaiter struct {
-	after uint64 // satisfied by the first run numbered above this
-	done  chan error
-	start bool // Start's own: its failure ends the channel's work at once
+	after uint64      // satisfied by the first run numbered above this
+	done  func(error) // called once, outside the lock
+	start bool        // Start's own: its failure ends the channel's work at once
+}
+
+// live reports whether the run may do work: started, not stopped, not ended by a failed
+// Start.
+func (s *chanState) live() bool {
+	return (s.phase == StateStarting || s.phase == StateRunning) && s.cancel != nil
+}
+
+// endRun ends the run: its context, its calls, its timers. Called inside update.
+func (s *chanState) endRun() {
+	if s.cancel != nil {
+		s.cancel()
+		s.cancel = nil
+	}
+	if s.resync != nil {
+		s.resync.Stop()
+	}
+	if s.due != nil {
+		s.due.Stop()
+	}
 }
 
 // gateState is what judge needs, copied out of chanState.
@@ -279,6 +312,13 @@ func checkTransition(before, after *chanState) error {
 	if after.phase == StateIdle && (after.inFlight || after.applying) {
 		return errors.New("idle with a refresh in flight")
 	}
+	if after.inFlight && !after.worker {
+		return errors.New("a refresh in flight with no worker claimed")
+	}
+	if after.worker && !before.worker && !after.live() {
+		// A worker claimed after Stop or a failed Start would outlive their Wait.
+		return fmt.Errorf("a worker was claimed in phase %s (run ended: %v)", after.phase, after.cancel == nil)
+	}
 	if after.runs != before.runs {
 		// At most one refresh in flight: a refresh begins only when none is.
 		if after.runs != before.runs+1 || before.inFlight || !after.inFlight {
@@ -306,11 +346,77 @@ func checkTransition(before, after *chanState) error {
 	return nil
 }
 
-// signal wakes the worker; it never blocks.
-func (c *Channel) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// claim decides, inside update, whether the work asked for needs a worker started: not
+// when one is claimed (it looks at the state again before it exits), nor when nothing
+// may begin now (ready arms the throttle timer for later). true: the caller starts
+// c.work once update returns.
+func (c *Channel) claim(s *chanState) bool {
+	if s.worker || !c.ready(s) {
+		return false
+	}
+	s.worker = true
+	c.wg.Add(1)
+	return true
+}
+
+// ready reports, inside update, whether a refresh may begin now: the run is live and
+// something asked for one. When only events asked, and Throttling holds them back, it
+// arms the due timer for when they may begin, or drops them (NoTrailing).
+func (c *Channel) ready(s *chanState) bool {
+	if !s.live() || !s.dirty && !s.fresh {
+		return false
+	}
+	t := c.cfg.Throttling
+	if t == nil || s.fresh {
+		return true
+	}
+	at, keep := t.due(s)
+	if !keep {
+		// Ready inside a throttle window with no trailing edge: as @statesync/core, the
+		// burst is dropped; the next event or refresh fetches the newest state, which
+		// covers it.
+		s.dirty, s.wanted, s.wantedEpoch, s.mixed = false, "", "", false
+		return false
+	}
+	if wait := time.Until(at); wait > 0 {
+		// Reset, not a new timer per call: a burst of events reaches here once per event
+		// while its debounce moves. A reset racing a callback in flight costs one early
+		// look, which arms the timer again.
+		if s.due == nil {
+			s.due = time.AfterFunc(wait, c.kick)
+		} else {
+			s.due.Reset(wait)
+		}
+		return false
+	}
+	return true
+}
+
+// kick is the due timer's callback: the events Throttling held back may begin.
+func (c *Channel) kick() {
+	start := false
+	c.update(func(s *chanState) { start = c.claim(s) })
+	if start {
+		go c.work()
+	}
+}
+
+// resyncTick is the resync timer's callback: a refresh, fresh, every ResyncInterval
+// while running. A tick during a refresh asks for the next one, as an event would.
+func (c *Channel) resyncTick() {
+	start := false
+	c.update(func(s *chanState) {
+		if !s.live() {
+			return // the run ended: the timer stays stopped
+		}
+		s.resync.Reset(c.cfg.ResyncInterval)
+		if s.phase == StateRunning {
+			s.fresh = true
+			start = c.claim(s)
+		}
+	})
+	if start {
+		go c.work()
 	}
 }
 
@@ -336,7 +442,7 @@ func NewChannel(cfg Config) (*Channel, error) {
 			cfg.Throttling = &copied
 		}
 	}
-	c := &Channel{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	c := &Channel{cfg: cfg, log: cfg.Logger}
 	c.calls.timeout = cfg.CallTimeout
 	c.s = chanState{phase: StateIdle, local: ZeroRevision}
 	g := c.s.gate()
@@ -372,10 +478,31 @@ func NewChannel(cfg Config) (*Channel, error) {
 
 // Start subscribes, then fetches and applies the first snapshot, and returns once that
 // is done. On failure it leaves nothing behind: unsubscribed, state reset, and Start may
-// be called again. Start after Stop returns ErrStopped.
+// be called again. Start after Stop returns ErrStopped. When ctx ends first, the start is
+// abandoned as a failed one and Start returns ctx's error.
 func (c *Channel) Start(ctx context.Context) error {
+	result := make(chan error, 1)
+	c.StartAsync(ctx, func(err error) { result <- err })
+	select {
+	case err := <-result:
+		return err
+	case <-ctx.Done():
+	}
+	if c.abandonStart() {
+		return ctx.Err()
+	}
+	return <-result // the start ended meanwhile (done, failed or stopped): that stands
+}
+
+// StartAsync is Start without the wait: it subscribes (with ctx), asks for the first
+// snapshot and returns; done is called once with what Start would return, when the first
+// snapshot is applied, the start fails or Stop ends it. No goroutine waits meanwhile,
+// which is the point: a server opening 1,000 channels at once holds no goroutine per
+// open. done runs on the caller's goroutine (a start refused or failing before its first
+// refresh), on Stop's, or on the channel's worker: it must not block for long, nor call
+// Stop or Start of this channel.
+func (c *Channel) StartAsync(ctx context.Context, done func(error)) {
 	var err error
-	var runCtx context.Context
 	c.update(func(s *chanState) {
 		switch s.phase {
 		case StateStopped:
@@ -393,15 +520,18 @@ func (c *Channel) Start(ctx context.Context) error {
 			cancel()
 			c.calls.abort() // a call in flight ends with the run, as a child context would
 		}
-		runCtx = s.ctx
-		// Under mu, so that a concurrent Stop either waits for the worker or comes
-		// first and makes Start fail here.
-		c.wg.Add(1)
+		if every := c.cfg.ResyncInterval; every > 0 {
+			if s.resync == nil {
+				s.resync = time.AfterFunc(every, c.resyncTick)
+			} else {
+				s.resync.Reset(every)
+			}
+		}
 	})
 	if err != nil {
-		return err
+		done(err)
+		return
 	}
-	go c.work(runCtx)
 
 	c.log.Debug("subscribe")
 	var unsubscribe func()
@@ -410,87 +540,96 @@ func (c *Channel) Start(ctx context.Context) error {
 		if err != nil {
 			serr := &SyncError{Phase: PhaseSubscribe, Err: err}
 			c.report(serr)
-			c.resetAfterFailedStart()
-			return c.fill(serr)
+			c.update(func(s *chanState) {
+				if s.phase != StateStopped {
+					s.endRun()
+				}
+			})
+			c.resetRun(nil, true)
+			done(c.fill(serr))
+			return
 		}
 	}
 
-	var done <-chan error
+	start := false
 	c.update(func(s *chanState) {
 		if s.phase == StateStopped { // Stop ran while we were subscribing
 			err = ErrStopped
 			return
 		}
 		s.unsubscribe = unsubscribe
-		done = s.requestFresh(true)
+		s.waiters = append(s.waiters, refreshWaiter{after: s.runs, done: done, start: true})
+		s.fresh = true
+		start = c.claim(s)
 	})
 	if err != nil {
 		if unsubscribe != nil {
 			unsubscribe()
 		}
-		return err
-	}
-	c.signal()
-
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	if err != nil {
-		if !errors.Is(err, ErrStopped) {
-			c.resetAfterFailedStart()
-		}
-		return err
-	}
-
-	c.update(func(s *chanState) {
-		switch s.phase {
-		case StateStarting:
-			s.phase = StateRunning
-		case StateStopped:
-			err = ErrStopped
-		}
-	})
-	return err
-}
-
-// resetAfterFailedStart unsubscribes, waits for the worker and returns to idle.
-func (c *Channel) resetAfterFailedStart() {
-	var unsubscribe func()
-	stopped := false
-	c.update(func(s *chanState) {
-		if s.phase == StateStopped {
-			stopped = true
-			return
-		}
-		s.cancel()
-		unsubscribe, s.unsubscribe = s.unsubscribe, nil
-	})
-	if stopped {
+		done(err)
 		return
 	}
+	if start {
+		go c.work()
+	}
+}
+
+// abandonStart ends a start whose caller stopped waiting, unless it ended already (done,
+// failed, or stopped: false). It takes Start's waiter, so that the worker no longer
+// completes it, ends the run, and resets the channel to idle.
+func (c *Channel) abandonStart() bool {
+	var unsubscribe func()
+	taken := false
+	c.update(func(s *chanState) {
+		if s.phase != StateStarting {
+			return
+		}
+		for i, w := range s.waiters {
+			if w.start {
+				s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+				taken = true
+				break
+			}
+		}
+		if taken {
+			s.endRun()
+			unsubscribe, s.unsubscribe = s.unsubscribe, nil
+		}
+	})
+	if taken {
+		c.resetRun(unsubscribe, true)
+	}
+	return taken
+}
+
+// resetRun finishes a failed start whose run endRun has ended: it unsubscribes, waits
+// for the workers unless it runs on the worker (whose refresh has then finished, and no
+// other can begin in an ended run), and returns the channel to idle.
+func (c *Channel) resetRun(unsubscribe func(), waitWorkers bool) {
 	if unsubscribe != nil {
 		unsubscribe()
 	}
-	c.wg.Wait()
+	if waitWorkers {
+		c.wg.Wait()
+	}
 	var waiters []refreshWaiter
 	c.update(func(s *chanState) {
-		waiters, s.waiters = s.waiters, nil
 		if s.phase == StateStopped {
-			return // Stop came meanwhile: it stays stopped
+			return // Stop came meanwhile: it stays stopped, and answered the waiters
 		}
+		waiters, s.waiters = s.waiters, nil
 		s.phase = StateIdle
 		s.local, s.epoch, s.appliedOnce = ZeroRevision, "", false
 		s.wanted, s.wantedEpoch, s.mixed, s.dirty, s.fresh = "", "", false, false, false
 	})
 	for _, w := range waiters {
-		w.done <- ErrNotStarted
+		w.done(ErrNotStarted)
 	}
 }
 
 // Stop unsubscribes, cancels calls in flight and waits for every goroutine the channel
-// started. After Stop returns the applier is never called again. Safe to call twice.
+// started. After Stop returns the applier is never called again (a timer that fires
+// meanwhile finds the channel stopped and starts nothing). Safe to call twice.
 func (c *Channel) Stop() {
 	var unsubscribe func()
 	var waiters []refreshWaiter
@@ -501,9 +640,7 @@ func (c *Channel) Stop() {
 			return
 		}
 		s.phase = StateStopped
-		if s.cancel != nil {
-			s.cancel()
-		}
+		s.endRun()
 		unsubscribe, s.unsubscribe = s.unsubscribe, nil
 		waiters, s.waiters = s.waiters, nil
 	})
@@ -512,7 +649,7 @@ func (c *Channel) Stop() {
 		return
 	}
 	for _, w := range waiters {
-		w.done <- ErrStopped
+		w.done(ErrStopped)
 	}
 	if unsubscribe != nil {
 		unsubscribe()
@@ -525,7 +662,8 @@ func (c *Channel) Stop() {
 // once a refresh that started after the call has finished, with that refresh's error.
 func (c *Channel) Refresh(ctx context.Context) error {
 	var err error
-	var done <-chan error
+	done := make(chan error, 1)
+	start := false
 	c.update(func(s *chanState) {
 		switch s.phase {
 		case StateStopped:
@@ -533,28 +671,23 @@ func (c *Channel) Refresh(ctx context.Context) error {
 		case StateIdle:
 			err = ErrNotStarted
 		default:
-			done = s.requestFresh(false)
+			s.waiters = append(s.waiters, refreshWaiter{after: s.runs, done: func(err error) { done <- err }})
+			s.fresh = true
+			start = c.claim(s)
 		}
 	})
 	if err != nil {
 		return err
 	}
-	c.signal()
+	if start {
+		go c.work()
+	}
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// requestFresh asks for a refresh that begins after now and returns where its result
-// arrives. Called inside update; the caller signals the worker afterwards.
-func (s *chanState) requestFresh(start bool) <-chan error {
-	done := make(chan error, 1)
-	s.waiters = append(s.waiters, refreshWaiter{after: s.runs, done: done, start: start})
-	s.fresh = true
-	return done
 }
 
 // LocalRevision is the revision of the last snapshot applied since Start.
@@ -608,6 +741,7 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 		return
 	}
 	v := c.gate.Load().judge(event) // the fast path: most events of a burst change nothing
+	start := false
 	if v == eventWanted {
 		var now time.Time
 		if c.cfg.Throttling != nil {
@@ -637,12 +771,13 @@ func (c *Channel) invalidate(event InvalidationEvent, payload json.RawMessage) {
 				}
 			}
 			s.dirty = true
+			start = c.claim(s)
 		})
 	}
-	switch v {
-	case eventWanted:
-		c.signal()
-	case eventStale:
+	switch {
+	case start:
+		go c.work()
+	case v == eventStale:
 		c.ignored.Add(1)
 		if c.debugOn() {
 			c.log.Debug("ignore stale event", "revision", event.Revision, "localRevision", c.gate.Load().local)
@@ -660,142 +795,83 @@ func (c *Channel) callShouldRefresh(event InvalidationEvent, payload json.RawMes
 	return c.cfg.ShouldRefresh(event)
 }
 
-// work is the channel's worker, from Start until Stop or a failed Start's reset: it
-// runs refreshes while any is asked for, sleeps until woken, and ticks the resync. It is
-// the only goroutine that calls the provider and the applier.
-func (c *Channel) work(ctx context.Context) {
+// work is a worker: it runs refreshes while any may begin, and exits, releasing its
+// claim, in the update that finds none. It is the only goroutine that calls the provider
+// and the applier.
+func (c *Channel) work() {
 	defer c.wg.Done()
-	var tick <-chan time.Time
-	if c.cfg.ResyncInterval > 0 {
-		ticker := time.NewTicker(c.cfg.ResyncInterval)
-		defer ticker.Stop()
-		tick = ticker.C
-	}
-	resync := func() {
-		c.update(func(s *chanState) {
-			if s.phase == StateRunning {
-				s.fresh = true
-			}
-		})
-	}
-	// due fires when a burst held back by Throttling may begin; nil when none is.
-	var due <-chan time.Time
-	var dueTimer *time.Timer
-	defer func() {
-		if dueTimer != nil {
-			dueTimer.Stop()
-		}
-	}()
+	// Bounded by demand: each pass takes what was asked before it began, and the
+	// coalescing leaves at most one refresh behind the one in flight.
 	for {
-		select {
-		case <-ctx.Done():
+		run, ctx, req, ok := c.begin()
+		if !ok {
 			return
-		case <-c.wake:
-		case <-tick:
-			resync()
-		case <-due:
-			due = nil
 		}
-		// Bounded by demand: each pass takes what was asked before it began, and the
-		// coalescing leaves at most one refresh behind the one in flight.
-		// A tick during a refresh asks for the next one, as an event would: taken before
-		// finish, the state never looks idle with a tick pending (left in the ticker
-		// until the worker idles, it would cost a late extra refresh).
-		pollTick := func() {
-			select {
-			case <-tick:
-				resync()
-			default:
-			}
-		}
-		for {
-			pollTick()
-			run, req, ok, wait := c.begin(ctx)
-			if !ok {
-				if !wait.IsZero() {
-					// Reset, not a new timer per pass: a burst of events wakes the worker
-					// once per event while its debounce moves.
-					if dueTimer == nil {
-						dueTimer = time.NewTimer(time.Until(wait))
-					} else {
-						dueTimer.Reset(time.Until(wait))
-					}
-					due = dueTimer.C
-				}
-				break
-			}
-			err := c.refreshOnce(ctx, req)
-			pollTick()
-			c.finish(run, err)
-		}
+		c.finish(run, c.refreshOnce(ctx, req))
 	}
 }
 
-// begin takes what was asked for into one refresh, if anything was. When only events
-// asked, and Throttling holds them back, it begins nothing and returns when to look again
-// (wait), or drops them (NoTrailing).
-func (c *Channel) begin(ctx context.Context) (run uint64, req SnapshotRequest, ok bool, wait time.Time) {
+// begin takes what was asked for into one refresh, with the run's context, if one may
+// begin now (ready); otherwise it releases the worker's claim.
+func (c *Channel) begin() (run uint64, ctx context.Context, req SnapshotRequest, ok bool) {
 	t := c.cfg.Throttling
-	var now time.Time
-	if t != nil {
-		now = time.Now()
-	}
 	c.update(func(s *chanState) {
-		if s.phase == StateStopped || ctx.Err() != nil || !s.dirty && !s.fresh {
+		if !c.ready(s) {
+			s.worker = false
 			return
 		}
-		if t != nil && !s.fresh {
-			at, keep := t.due(s)
-			if !keep {
-				// Ready inside a throttle window with no trailing edge: as
-				// @statesync/core, the burst is dropped; the next event or refresh
-				// fetches the newest state, which covers it.
-				s.dirty, s.wanted, s.wantedEpoch, s.mixed = false, "", "", false
-				return
-			}
-			if at.After(now) {
-				wait = at
-				return
-			}
-		}
 		if t != nil {
-			s.lastBegin = now
+			s.lastBegin = time.Now()
 		}
 		s.runs++
 		s.inFlight = true
-		run, ok = s.runs, true
+		run, ctx, ok = s.runs, s.ctx, true
 		req = SnapshotRequest{MinRevision: s.wanted, Epoch: s.wantedEpoch, Fresh: s.fresh}
 		s.dirty, s.fresh = false, false
 		s.wanted, s.wantedEpoch, s.mixed = "", "", false
 		s.counters.Refreshes++
 	})
-	return run, req, ok, wait
+	return run, ctx, req, ok
 }
 
 // finish ends refresh run with err: it answers the waiters it satisfies and drops the
-// trailing refresh when the snapshot just applied covers every event meanwhile.
+// trailing refresh when the snapshot just applied covers every event meanwhile. When it
+// was Start's first refresh the channel is running, or, if it failed, its run ends and it
+// goes back to idle before Start's waiter hears of it.
 func (c *Channel) finish(run uint64, err error) {
 	var finished []refreshWaiter
+	var unsubscribe func()
+	failedStart := false
 	c.update(func(s *chanState) {
 		s.inFlight, s.applying = false, false
 		kept := s.waiters[:0]
 		for _, w := range s.waiters {
 			if run > w.after {
 				finished = append(finished, w)
-				if w.start && err != nil {
-					s.cancel() // Start failed: no further refresh may apply anything
+				switch {
+				case w.start && err != nil:
+					s.endRun() // Start failed: no further refresh may apply anything
+					failedStart = !errors.Is(err, ErrStopped)
+				case w.start && s.phase == StateStarting:
+					s.phase = StateRunning
 				}
 			} else {
 				kept = append(kept, w)
 			}
 		}
 		s.waiters = kept
+		if failedStart {
+			unsubscribe, s.unsubscribe = s.unsubscribe, nil
+		}
 		if s.dirty && !s.mixed && s.appliedOnce && s.wantedEpoch == s.epoch && s.wanted.Compare(s.local) <= 0 {
 			s.dirty = false
 		}
 	})
+	if failedStart {
+		c.resetRun(unsubscribe, false) // on the worker, whose refresh is over
+	}
 	for _, w := range finished {
-		w.done <- err
+		w.done(err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -590,7 +591,7 @@ func TestResyncRefreshesPeriodically(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, Revision("2"), c.LocalRevision())
 		require.Empty(t, env.applies)
-		c.Stop() // returns only once the ticker goroutine exited (synctest would report a leak)
+		c.Stop() // stops the resync timer: no goroutine is left (synctest would report a leak)
 		require.Empty(t, env.fetches)
 	})
 }
@@ -968,6 +969,118 @@ func TestStopDuringStartReturnsErrStopped(t *testing.T) {
 	})
 }
 
+// --- An idle channel keeps no goroutine: a worker runs only while a refresh is asked
+// for or in flight, and the timers of resync and throttling are runtime timers. (At 1,000
+// open channels a sleeping worker per channel was half the sidecar's memory.)
+
+// workers counts the goroutines running a channel's worker once every goroutine of the
+// synctest bubble is blocked (the engine tests do not run in parallel).
+func workers(t *testing.T) int {
+	t.Helper()
+	synctest.Wait()
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	require.Less(t, n, len(buf), "the goroutine dump was cut")
+	return bytes.Count(buf[:n], []byte("engine.(*Channel).work("))
+}
+
+func TestIdleChannelKeepsNoGoroutine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newFakeEnv(t)
+		c := env.channel(func(cfg *Config) {
+			cfg.ResyncInterval = 5 * time.Second // within the fakes' 10 s wait
+			cfg.Throttling = &Throttling{Debounce: time.Second}
+		})
+		require.Zero(t, workers(t), "before Start")
+		done := startAsync(c)
+		call := env.expectFetch()
+		require.Equal(t, 1, workers(t), "Start's fetch in flight")
+		env.answer(call, snap("1"))
+		env.ack(env.expectApply("1"), nil)
+		require.NoError(t, receive(t, done, "Start to return"))
+		require.Zero(t, workers(t), "running, nothing asked")
+
+		c.InvalidateRaw(event("2"))
+		require.Zero(t, workers(t), "an event held back by the debounce")
+		start := time.Now()
+		call = env.expectFetch()
+		require.Equal(t, time.Second, time.Since(start), "the debounced refresh after its quiet time")
+		require.Equal(t, 1, workers(t), "the debounced refresh in flight")
+		env.answer(call, snap("2"))
+		env.ack(env.expectApply("2"), nil)
+		require.Zero(t, workers(t), "the burst served")
+
+		call = env.expectFetch() // the resync, 5 s after Start
+		require.True(t, call.req.Fresh, "resync fetch: got Fresh=false, want a fresh snapshot")
+		require.Equal(t, 1, workers(t), "the resync in flight")
+		env.answer(call, snap("2"))
+		require.Zero(t, workers(t), "the resync served (nothing newer)")
+		c.Stop()
+		require.Zero(t, workers(t), "stopped")
+		require.Equal(t, Counters{Refreshes: 3, Applies: 2}, c.Status().Counters)
+	})
+}
+
+// --- StartAsync: Start without a goroutine waiting (channel.open at 1,000 channels).
+
+func TestStartAsyncAnswersOnceWithStartsResult(t *testing.T) {
+	// done sees the channel as Start's caller would on return.
+	type outcome struct {
+		err   error
+		state State
+		local Revision
+	}
+	startAsyncOf := func(c *Channel) <-chan outcome {
+		got := make(chan outcome, 2) // room for a second call, which would fail the test
+		c.StartAsync(context.Background(), func(err error) {
+			st := c.Status()
+			got <- outcome{err, st.State, st.LocalRevision}
+		})
+		return got
+	}
+	t.Run("the first snapshot applied", func(t *testing.T) {
+		env := newFakeEnv(t)
+		c := env.channel(nil)
+		got := startAsyncOf(c)
+		env.fetchAndApply("4")
+		require.Equal(t, outcome{nil, StateRunning, "4"}, receive(t, got, "done"))
+		c.Stop()
+		require.Empty(t, got, "done called twice")
+	})
+	t.Run("the first fetch fails", func(t *testing.T) {
+		env := newFakeEnv(t)
+		c := env.channel(nil)
+		got := startAsyncOf(c)
+		env.fail(env.expectFetch(), errors.New("host not ready"))
+		o := receive(t, got, "done")
+		var serr *SyncError
+		require.True(t, errors.As(o.err, &serr), "got %v, want a *SyncError", o.err)
+		require.Equal(t, PhaseGetSnapshot, serr.Phase)
+		require.Equal(t, StateIdle, o.state, "reset before done is called")
+		require.False(t, env.subscribed())
+		env.started(c, "5") // and Start works again
+		c.Stop()
+		require.Empty(t, got, "done called twice")
+	})
+	t.Run("stopped before the first snapshot", func(t *testing.T) {
+		env := newFakeEnv(t)
+		c := env.channel(nil)
+		got := startAsyncOf(c)
+		env.expectFetch()
+		c.Stop()
+		o := receive(t, got, "done")
+		require.ErrorIs(t, o.err, ErrStopped)
+		require.Equal(t, StateStopped, o.state)
+		require.Empty(t, got, "done called twice")
+	})
+	t.Run("refused at once", func(t *testing.T) {
+		env := newFakeEnv(t)
+		c := env.channel(nil)
+		env.started(c, "1")
+		require.ErrorIs(t, receive(t, startAsyncOf(c), "done").err, ErrAlreadyStarted)
+	})
+}
+
 // --- channel.refresh: returns once a refresh that started after the call finished.
 
 func TestRefreshWaitsForARefreshThatStartedAfterTheCall(t *testing.T) {
@@ -1143,9 +1256,9 @@ func TestEventsOfTwoEpochsDuringARefreshKeepTheirTrailingRefresh(t *testing.T) {
 // checkTransition is what makes Channel.update panic on a bug: each case breaks one
 // invariant and must be refused, naming it.
 func TestCheckTransitionRefusesBrokenInvariants(t *testing.T) {
-	running := chanState{phase: StateRunning, local: "5", epoch: "e1", appliedOnce: true, runs: 3}
+	running := chanState{phase: StateRunning, local: "5", epoch: "e1", appliedOnce: true, runs: 3, cancel: func() {}}
 	inFlight := running
-	inFlight.inFlight, inFlight.runs = true, 4
+	inFlight.worker, inFlight.inFlight, inFlight.runs = true, true, 4
 	applying := inFlight
 	applying.applying = true
 	cases := []struct {
@@ -1161,6 +1274,10 @@ func TestCheckTransitionRefusesBrokenInvariants(t *testing.T) {
 		{"localRevision moved with no apply", running, func(s *chanState) { s.local = "6" }, "with no apply"},
 		{"localRevision went back in its epoch", applying, func(s *chanState) { s.applying = false; s.local = "4"; s.counters.Applies++ }, "went back"},
 		{"idle with a refresh in flight", inFlight, func(s *chanState) { s.phase = StateIdle }, "idle with a refresh in flight"},
+		{"a refresh begun with no worker", running, func(s *chanState) { s.runs++; s.inFlight = true }, "no worker claimed"},
+		{"a worker released mid-refresh", inFlight, func(s *chanState) { s.worker = false }, "no worker claimed"},
+		{"a worker claimed once stopped", chanState{phase: StateStopped}, func(s *chanState) { s.worker = true }, "claimed in phase stopped"},
+		{"a worker claimed once the run ended", chanState{phase: StateStarting}, func(s *chanState) { s.worker = true }, "run ended: true"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1176,6 +1293,9 @@ func TestCheckTransitionRefusesBrokenInvariants(t *testing.T) {
 	after.applying, after.local, after.counters.Applies = false, "6", 1
 	require.NoError(t, checkTransition(&applying, &after))
 	require.NoError(t, checkTransition(&running, &inFlight))
+	released := inFlight // finish, then the worker's last begin, which finds nothing to do
+	released.inFlight, released.worker = false, false
+	require.NoError(t, checkTransition(&inFlight, &released))
 	reset := running
 	reset.phase, reset.local, reset.epoch, reset.appliedOnce = StateIdle, ZeroRevision, "", false
 	require.NoError(t, checkTransition(&running, &reset))

@@ -174,19 +174,25 @@ func (s *Server) handleOpen(ctx context.Context, req *jsonrpc2.Request, params j
 		s.reply(ctx, req, nil, err)
 		return
 	}
-	started := s.async(ctx, req, func(ctx context.Context) (any, error) {
-		if err := ch.engine.Start(ctx); err != nil {
-			s.unregister(ch)
-			if errors.Is(err, engine.ErrStopped) {
-				return nil, errorf(CodeUnknownChannel, "channel %q was closed before it finished opening", quoteBounded(ch.name))
-			}
-			return nil, err
-		}
-		return openResult{Channel: ch.name, Topic: ch.topic.name, Source: ch.source, LocalRevision: ch.engine.LocalRevision()}, nil
-	})
-	if !started {
+	// The open holds one of the --max-in-flight slots until its engine's first refresh
+	// completes, but no goroutine: the engine answers through done, on its worker.
+	if !s.ops.acquire() {
 		s.unregister(ch) // refused (-32003): leave nothing behind
+		s.reply(ctx, req, nil, s.errInFlightLimit())
+		return
 	}
+	ch.engine.StartAsync(ctx, func(err error) {
+		s.answer(ctx, req, func(context.Context) (any, error) {
+			if err != nil {
+				s.unregister(ch)
+				if errors.Is(err, engine.ErrStopped) {
+					return nil, errorf(CodeUnknownChannel, "channel %q was closed before it finished opening", quoteBounded(ch.name))
+				}
+				return nil, err
+			}
+			return openResult{Channel: ch.name, Topic: ch.topic.name, Source: ch.source, LocalRevision: ch.engine.LocalRevision()}, nil
+		}, s.ops.release)
+	})
 }
 
 // register checks an open request and adds the channel, synchronously, so that a close
@@ -335,7 +341,7 @@ func (s *Server) handleClose(ctx context.Context, req *jsonrpc2.Request, params 
 	// A close is never refused: the channel is already out of the tables, and its engine
 	// must stop. When the group is full it stops here; Stop cancels the engine's calls to
 	// the host, so it does not wait on an answer this goroutine would have to read.
-	if !s.ops.TryGo(func() error { s.answer(ctx, req, stop); return nil }) {
+	if !s.ops.tryGo(func() { s.answer(ctx, req, stop) }) {
 		s.answer(ctx, req, stop)
 	}
 }
@@ -496,7 +502,7 @@ func (s *Server) handleStoreWrite(ctx context.Context, req *jsonrpc2.Request, pa
 		s.reply(ctx, req, nil, err)
 		return
 	}
-	if !s.ops.TryGo(func() error { s.answer(ctx, req, finish); return nil }) {
+	if !s.ops.tryGo(func() { s.answer(ctx, req, finish) }) {
 		s.answer(ctx, req, finish)
 	}
 }

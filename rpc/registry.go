@@ -143,6 +143,11 @@ func (sub subscription) Subscribe(_ context.Context, sink engine.Sink) (func(), 
 func (s *Server) add(p openParams, source Source, cfg engine.Config) (*channel, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.shuttingDown {
+		// Checked here, under the lock stopAll collects the channels with: a channel
+		// added after that would never be stopped.
+		return nil, errorf(CodeShuttingDown, "the sidecar is shutting down: channel.open was not handled")
+	}
 	if _, exists := s.channels[p.Channel]; exists {
 		return nil, errorf(CodeChannelExists, "channel %q is already open: close it first or pick another name", quoteBounded(p.Channel))
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/state-sync/state-sync/engine"
 )
@@ -103,8 +102,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	conn *conn          // set by Serve before its read loop starts
-	ops  errgroup.Group // handlers that wait on the host or the store; bounded by MaxInFlight
+	conn *conn    // set by Serve before its read loop starts
+	ops  *bounded // requests that wait on the host or the store; bounded by MaxInFlight
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a shutdown request has stopped every engine
@@ -120,8 +119,8 @@ func NewServer(cfg Config) *Server {
 		log:      cfg.Logger,
 		shutdown: make(chan struct{}),
 		registry: registry{topics: map[string]*topic{}, channels: map[string]*channel{}},
+		ops:      newBounded(cfg.MaxInFlight),
 	}
-	s.ops.SetLimit(cfg.MaxInFlight)
 	return s
 }
 
@@ -171,7 +170,7 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	cancelConn()
 	s.stopAll()
 	reader.Wait()
-	_ = s.ops.Wait() // after the reader: nothing adds to the group any more
+	s.ops.wait() // after the reader: nothing takes a slot any more
 	// Last: every answer and notification sent so far is written (the shutdown answer
 	// among them) before Serve returns, and nothing sends any more.
 	c.out.close()
@@ -259,7 +258,7 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 			return
 		}
 		get := func(context.Context) (any, error) { return s.stateGet(topic) }
-		if !s.ops.TryGo(func() error { s.answer(ctx, req, get); return nil }) {
+		if !s.ops.tryGo(func() { s.answer(ctx, req, get) }) {
 			s.answer(ctx, req, get)
 		}
 	case "shutdown":
@@ -295,14 +294,16 @@ func (s *Server) refuseNotification(method string) {
 // async runs fn on the bounded group and answers with its result; after runs once the
 // answer is sent. When the group is full it answers -32003 instead and reports false.
 func (s *Server) async(ctx context.Context, req *jsonrpc2.Request, fn func(context.Context) (any, error), after ...func()) bool {
-	started := s.ops.TryGo(func() error {
-		s.answer(ctx, req, fn, after...)
-		return nil
-	})
+	started := s.ops.tryGo(func() { s.answer(ctx, req, fn, after...) })
 	if !started {
-		s.reply(ctx, req, nil, errorf(CodeLimitReached, "%d requests are already in flight (--max-in-flight): retry when some have been answered", s.cfg.MaxInFlight))
+		s.reply(ctx, req, nil, s.errInFlightLimit())
 	}
 	return started
+}
+
+// errInFlightLimit answers a request refused because --max-in-flight are waiting.
+func (s *Server) errInFlightLimit() error {
+	return errorf(CodeLimitReached, "%d requests are already in flight (--max-in-flight): retry when some have been answered", s.cfg.MaxInFlight)
 }
 
 // answer runs fn and answers with its result, a panic as -32603; after runs once the

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/sourcegraph/jsonrpc2"
 	"github.com/stretchr/testify/require"
 )
 
@@ -148,4 +150,25 @@ func FuzzSplitEnvelope(f *testing.F) {
 		require.NoError(t, json.Unmarshal(b, &slow), "splitEnvelope took what json.Unmarshal rejects: %q", b)
 		require.Equal(t, slow, fast, "%q", b)
 	})
+}
+
+// A result's envelope is written by hand (resultHead, resultTail) and must be the bytes
+// jsonrpc2.Response.MarshalJSON wrote before it: hosts and the docs' transcripts see no
+// change.
+func TestResultEnvelopeMatchesJSONRPC2(t *testing.T) {
+	ids := []jsonrpc2.ID{{Num: 0}, {Num: 1}, {Num: 1<<64 - 1}, {Str: "a", IsString: true}, {Str: "", IsString: true},
+		{Str: "<&>\"\\\u2028é\x00", IsString: true}, {Str: "\xff", IsString: true}}
+	results := []any{nil, struct{}{}, map[string]any{"html": "<&>", "n": 1.5}, []string{"a"}, initializeResult{ProtocolVersion: "1"}}
+	for _, id := range ids {
+		for _, result := range results {
+			b, err := json.Marshal(result)
+			require.NoError(t, err)
+			got := slices.Concat(resultHead(id), b, resultTail)
+			resp := jsonrpc2.Response{ID: id}
+			require.NoError(t, resp.SetResult(result))
+			want, err := resp.MarshalJSON()
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got), "id %+v, result %v", id, result)
+		}
+	}
 }
