@@ -63,6 +63,7 @@ type report struct {
 	Ingest      []ingestResult  `json:"ingest,omitempty"`
 	Startup     *startupResult  `json:"startup,omitempty"`
 	Store       []storeResult   `json:"store,omitempty"`
+	Deltas      *deltasReport   `json:"deltas,omitempty"`
 	Summary     []targetOutcome `json:"summary,omitempty"`
 	Failures    []string        `json:"failures,omitempty"`
 }
@@ -81,7 +82,7 @@ func run(args []string, out io.Writer) int {
 	flags.BoolVar(&cfg.quick, "quick", false, "smoke run: few rounds, small budgets (task test runs this)")
 	flags.StringVar(&cfg.jsonPath, "json", "", "write the results as JSON here (default: bench/results/<mode>-<time>.json)")
 	flags.StringVar(&cfg.bin, "bin", "", "the statesync-sidecar binary to measure (default: build ./cmd/statesync-sidecar into a temp dir)")
-	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store (default: all)")
+	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store,deltas (default: all)")
 	flags.IntSliceVar(&cfg.channels, "fanout-channels", nil, "fan-out channel counts to run (default 1,10,100,1000)")
 	flags.IntSliceVar(&cfg.sizesKiB, "fanout-kib", nil, "fan-out snapshot sizes in KiB (default 1,256)")
 	flags.StringVar(&cfg.profile, "profile", "", "measure this binary as an in-process sidecar that writes CPU and allocation profiles into this folder (see profile.go)")
@@ -175,6 +176,11 @@ type plan struct {
 	memChannels  int
 	store        budget
 	storeChans   int
+	// deltas.go: the order of its cells (false: deltas off), the store cell's rounds
+	// (each moves 100 MiB with deltas off) and the host cell's changes.
+	deltaOrder       []bool
+	deltaStore       budget
+	deltaHostChanges budget
 }
 
 // cell is one fan-out measurement: channels × snapshot size.
@@ -199,6 +205,9 @@ func planFor(quick bool) plan {
 		p.spawns = 5
 		p.traceSpawns = 2
 		p.store = budget{warmup: 2, rounds: 20, minRounds: 3, maxTime: 300 * time.Millisecond}
+		p.deltaOrder = []bool{false, true}
+		p.deltaStore = budget{warmup: 1, rounds: 3, minRounds: 2, maxTime: 300 * time.Millisecond}
+		p.deltaHostChanges = budget{warmup: 1, rounds: 5, minRounds: 2, maxTime: 300 * time.Millisecond}
 		return p
 	}
 	p.fanCells = []cell{
@@ -216,6 +225,9 @@ func planFor(quick bool) plan {
 	p.spawns = 30
 	p.traceSpawns = 10
 	p.store = budget{warmup: 10, rounds: 200, minRounds: 200, maxTime: 10 * time.Second}
+	p.deltaOrder = []bool{false, true, false, true}
+	p.deltaStore = budget{warmup: 3, rounds: 100, minRounds: 20, maxTime: 8 * time.Second}
+	p.deltaHostChanges = budget{warmup: 3, rounds: 100, minRounds: 30, maxTime: 8 * time.Second}
 	return p
 }
 
@@ -457,6 +469,10 @@ func measure(cfg config, out io.Writer) *report {
 			warnErrors(out, "store", r.ErrorNote, r.FirstErrors)
 		}
 		tw.flush()
+	}
+
+	if want("deltas") {
+		rep.Deltas = measureDeltas(cfg, p, out, fail)
 	}
 
 	rep.Summary = summary(rep)
