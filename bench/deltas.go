@@ -46,9 +46,9 @@ type deltasReport struct {
 	FanOut     *fanoutResult      `json:"fanOut1KiB,omitempty"` // invalidate → 100 channels, 1 KiB
 	Store      []deltaStoreResult `json:"store,omitempty"`
 	Host       []deltaHostResult  `json:"host,omitempty"`
-	DiffNs     float64            `json:"diffNsPerOp"`     // jsonpatch.Diff of the host cell's two documents
-	ApplyNs    float64            `json:"applyNsPerOp"`    // jsonpatch.Apply of the one-leaf patch to 1 MiB
-	PatchBytes int                `json:"diffPatchBytes"`  // what that Diff returned
+	DiffNs     float64            `json:"diffNsPerOp"`    // jsonpatch.Diff of the host cell's two documents
+	ApplyNs    float64            `json:"applyNsPerOp"`   // jsonpatch.Apply of the one-leaf patch to 1 MiB
+	PatchBytes int                `json:"diffPatchBytes"` // what that Diff returned
 	SelfHeal   *selfHealResult    `json:"selfHeal,omitempty"`
 }
 
@@ -61,8 +61,8 @@ type deltaStoreResult struct {
 	Latency       dist     `json:"latency"`
 	Applies       int64    `json:"applies"` // in the measured rounds
 	DeltaApplies  int64    `json:"deltaApplies"`
-	BytesPerApply float64  `json:"bytesPerApply"` // apply frames as read, newline included
-	Rejections    int64    `json:"rejections"`    // -32011 answers (0 unless something is off)
+	BytesPerApply float64  `json:"bytesPerApply"`    // apply frames as read, newline included
+	Rejections    int64    `json:"rejections"`       // -32011 answers (0 unless something is off)
 	WindowMsRound float64  `json:"windowMsPerRound"` // the windows' apply work per round, summed over windows
 	SidecarCPUMs  float64  `json:"sidecarCpuMsPerRound"`
 	PeakRSSBytes  int64    `json:"peakRssBytes"`
