@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/state-sync/state-sync/internal/jsonpatch"
@@ -54,7 +53,10 @@ type deltasReport struct {
 
 // deltaStoreResult is one store cell: state.patch → every window applied.
 type deltaStoreResult struct {
-	Deltas        bool     `json:"deltas"`
+	Deltas bool `json:"deltas"`
+	// NoApply: a diagnostic cell whose windows check baseRevision and acknowledge without
+	// applying the patch: the sidecar's part of the latency, not what a user meets.
+	NoApply       bool     `json:"windowsDoNotApply,omitempty"`
 	Windows       int      `json:"windows"`
 	SizeBytes     int      `json:"sizeBytes"`
 	Rounds        int      `json:"rounds"`
@@ -112,7 +114,7 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 	// Off, on, off, on: a change in the machine's load hits both alike.
 	for _, on := range p.deltaOrder {
 		progress("deltas: store %d × %s, deltas %s", deltaWindowsN, fmtBytes(deltaDocSize), onOff(on))
-		r, heal, err := deltaStoreCell(cfg.bin, on, p.deltaStore)
+		r, heal, err := deltaStoreCell(cfg.bin, on, false, p.deltaStore)
 		if err != nil {
 			fail(err)
 			continue
@@ -123,6 +125,14 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 			if !heal.Converged || !heal.AllEqual || heal.BaseMismatch != 1 || heal.PatchFailed != 1 {
 				fail(fmt.Errorf("deltas self-heal: want one baseMismatch and one patchFailed rejection, convergence and every window holding the store's data; got %+v", *heal))
 			}
+		}
+	}
+	if p.deltaDiag {
+		progress("deltas: store %d × %s, deltas on, windows that do not apply (diagnostic)", deltaWindowsN, fmtBytes(deltaDocSize))
+		if r, _, err := deltaStoreCell(cfg.bin, true, true, p.deltaStore); err != nil {
+			fail(err)
+		} else {
+			rep.Store = append(rep.Store, r)
 		}
 	}
 	for _, on := range p.deltaOrder {
@@ -161,7 +171,11 @@ func printDeltas(out io.Writer, rep *deltasReport) {
 		if fan > 0 {
 			ratio = fmt.Sprintf("%.1f", r.Latency.P50/fan)
 		}
-		tw.row(onOff(r.Deltas), fmt.Sprint(r.Rounds), fmtBytes(int64(r.BytesPerApply)), fmt.Sprintf("%d of %d", r.DeltaApplies, r.Applies),
+		name := onOff(r.Deltas)
+		if r.NoApply {
+			name = "on, windows do not apply (diagnostic)"
+		}
+		tw.row(name, fmt.Sprint(r.Rounds), fmtBytes(int64(r.BytesPerApply)), fmt.Sprintf("%d of %d", r.DeltaApplies, r.Applies),
 			fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), ratio, fmtMs(r.WindowMsRound), fmtMs(r.SidecarCPUMs), fmt.Sprint(r.Rejections), fmtBytes(r.PeakRSSBytes))
 		warnErrors(out, "deltas store", r.ErrorNotifs, r.FirstErrors)
 	}
@@ -178,7 +192,7 @@ func printDeltas(out io.Writer, rep *deltasReport) {
 		warnErrors(out, "deltas host", r.ErrorNotifs, r.FirstErrors)
 	}
 	ht.flush()
-	fmt.Fprintf(out, "  in process (testing.Benchmark, same documents): jsonpatch.Diff %s/op (patch %d B), jsonpatch.Apply of the one-leaf patch %s/op\n",
+	fmt.Fprintf(out, "  in process (CPU time per call, same documents): jsonpatch.Diff %s/op (patch %d B), jsonpatch.Apply of the one-leaf patch %s/op\n",
 		fmtMs(rep.DiffNs/1e6), rep.PatchBytes, fmtMs(rep.ApplyNs/1e6))
 
 	fmt.Fprintln(out, "\n  Issue 15's table, this run (reported, never asserted)")
@@ -220,7 +234,7 @@ func verdict(met bool) string {
 func pickStore(rs []deltaStoreResult, on bool) *deltaStoreResult {
 	var r *deltaStoreResult
 	for i := range rs {
-		if rs[i].Deltas == on {
+		if rs[i].Deltas == on && !rs[i].NoApply {
 			r = &rs[i]
 		}
 	}
@@ -255,8 +269,8 @@ var leafIndex = func() int {
 }()
 
 // deltaStoreCell measures state.patch → every window applied on a 1 MiB store topic.
-func deltaStoreCell(bin string, deltas bool, b budget) (res deltaStoreResult, heal *selfHealResult, err error) {
-	res = deltaStoreResult{Deltas: deltas, Windows: deltaWindowsN, SizeBytes: deltaDocSize}
+func deltaStoreCell(bin string, deltas, noApply bool, b budget) (res deltaStoreResult, heal *selfHealResult, err error) {
+	res = deltaStoreResult{Deltas: deltas, NoApply: noApply, Windows: deltaWindowsN, SizeBytes: deltaDocSize}
 	h, err := startSidecar(bin, nil, deltaWindowsN)
 	if err != nil {
 		return res, nil, err
@@ -265,6 +279,7 @@ func deltaStoreCell(bin string, deltas bool, b budget) (res deltaStoreResult, he
 	res.Pid = h.pid
 	progress("  sidecar pid %d", h.pid)
 	win := newDeltaWindows(h, deltaWindowsN)
+	win.noApply = noApply
 	defer win.stop()
 	if err := deltaInitialize(h); err != nil {
 		return res, nil, err
@@ -334,7 +349,7 @@ func deltaStoreCell(bin string, deltas bool, b budget) (res deltaStoreResult, he
 		}
 	}
 	res.PeakRSSBytes, _ = procStatus(h.pid, "VmHWM")
-	if deltas {
+	if deltas && !noApply {
 		if heal, err = selfHeal(h, win, round); err != nil {
 			return res, heal, err
 		}
@@ -524,7 +539,9 @@ func procCPU(pid int) (time.Duration, error) {
 
 // diffCost measures, in this process, jsonpatch.Diff between two consecutive documents
 // of the host cell and jsonpatch.Apply of the one-leaf patch to the 1 MiB document: the
-// diff's share of the sidecar's CPU per change, and a window's apply work.
+// diff's share of the sidecar's CPU per change, and one window's apply work. Each is the
+// process's CPU time (getrusage, garbage collection included, as the sidecar's figure
+// includes its own) over a loop, so that other work on the machine does not count.
 func diffCost() (diffNs, applyNs float64, patchBytes int) {
 	a := payload(deltaDocSize)
 	p, err := jsonpatch.DecodePatch(leafPatch(1))
@@ -539,17 +556,28 @@ func diffCost() (diffNs, applyNs float64, patchBytes int) {
 	if err != nil {
 		return 0, 0, 0
 	}
-	dr := testing.Benchmark(func(tb *testing.B) {
-		for tb.Loop() {
-			_, _ = jsonpatch.Diff(a, b)
-		}
-	})
-	ar := testing.Benchmark(func(tb *testing.B) {
-		for tb.Loop() {
-			_, _ = jsonpatch.Apply(a, p)
-		}
-	})
-	return float64(dr.NsPerOp()), float64(ar.NsPerOp()), len(d)
+	diffNs = cpuPerOp(func() { _, _ = jsonpatch.Diff(a, b) })
+	applyNs = cpuPerOp(func() { _, _ = jsonpatch.Apply(a, p) })
+	return diffNs, applyNs, len(d)
+}
+
+// cpuPerOp runs f (a few times first, unmeasured) until it has taken 300 ms of CPU or
+// 500 calls, and returns the process CPU time per call in nanoseconds.
+func cpuPerOp(f func()) float64 {
+	for range 3 {
+		f()
+	}
+	runtime.GC()
+	start := processCPU()
+	if start == 0 {
+		return 0
+	}
+	n := 0
+	for n < 500 && processCPU()-start < 300*time.Millisecond {
+		f()
+		n++
+	}
+	return float64(processCPU()-start) / float64(n)
 }
 
 // deltaWindows are the windows of a deltas cell: one state per channel, and workers that
@@ -561,6 +589,9 @@ type deltaWindows struct {
 	queues []chan windowJob
 	wg     sync.WaitGroup
 	state  []windowState // state[i] is touched only by channel i's worker
+	// noApply: check each patch's base and acknowledge it without applying it (the
+	// diagnostic cell; the windows' data goes stale).
+	noApply bool
 
 	applies, deltas, bytes, mismatch, failed, workNs atomic.Int64
 }
@@ -691,8 +722,8 @@ func (w *deltaWindows) handle(line []byte) {
 			return
 		}
 		p, err := jsonpatch.DecodePatch(m.patch)
-		var out []byte
-		if err == nil {
+		out := s.data
+		if err == nil && !w.noApply {
 			out, err = jsonpatch.Apply(s.data, p)
 		}
 		if err != nil {

@@ -181,6 +181,7 @@ type plan struct {
 	deltaOrder       []bool
 	deltaStore       budget
 	deltaHostChanges budget
+	deltaDiag        bool // also the store cell with windows that do not apply
 }
 
 // cell is one fan-out measurement: channels × snapshot size.
@@ -226,8 +227,9 @@ func planFor(quick bool) plan {
 	p.traceSpawns = 10
 	p.store = budget{warmup: 10, rounds: 200, minRounds: 200, maxTime: 10 * time.Second}
 	p.deltaOrder = []bool{false, true, false, true}
-	p.deltaStore = budget{warmup: 3, rounds: 100, minRounds: 20, maxTime: 8 * time.Second}
-	p.deltaHostChanges = budget{warmup: 3, rounds: 100, minRounds: 30, maxTime: 8 * time.Second}
+	p.deltaStore = budget{warmup: 3, rounds: 100, minRounds: 10, maxTime: 6 * time.Second}
+	p.deltaHostChanges = budget{warmup: 3, rounds: 100, minRounds: 20, maxTime: 6 * time.Second}
+	p.deltaDiag = true
 	return p
 }
 
