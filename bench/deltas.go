@@ -105,6 +105,12 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 	fmt.Fprintln(out, "  windows: Go code in the harness doing what the SDK does: keep each channel's data; with deltas on check baseRevision,")
 	fmt.Fprintln(out, "  jsonpatch.Apply the patch to it, answer -32011 on a mismatch; with deltas off keep the data as it came (no parse)")
 
+	cell := func(name string) bool {
+		if cfg.deltaCells != nil {
+			return cfg.deltaCells[name]
+		}
+		return name != "noapply" || p.deltaDiag
+	}
 	progress("deltas: fan-out %d × 1 KiB (the reference)", deltaWindowsN)
 	if r, err := fanout(cfg.bin, cfg.kids.floorchild, deltaWindowsN, 1<<10, p.fan, p.floor); err != nil {
 		fail(err)
@@ -113,6 +119,9 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 	}
 	// Off, on, off, on: a change in the machine's load hits both alike.
 	for _, on := range p.deltaOrder {
+		if !cell("store") {
+			break
+		}
 		progress("deltas: store %d × %s, deltas %s", deltaWindowsN, fmtBytes(deltaDocSize), onOff(on))
 		r, heal, err := deltaStoreCell(cfg.bin, on, false, p.deltaStore)
 		if err != nil {
@@ -127,7 +136,7 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 			}
 		}
 	}
-	if p.deltaDiag {
+	if cell("noapply") {
 		progress("deltas: store %d × %s, deltas on, windows that do not apply (diagnostic)", deltaWindowsN, fmtBytes(deltaDocSize))
 		if r, _, err := deltaStoreCell(cfg.bin, true, true, p.deltaStore); err != nil {
 			fail(err)
@@ -136,6 +145,9 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 		}
 	}
 	for _, on := range p.deltaOrder {
+		if !cell("host") {
+			break
+		}
 		progress("deltas: host topic %s, %d windows, deltas %s", fmtBytes(deltaDocSize), deltaHostWindows, onOff(on))
 		r, err := deltaHostCell(cfg.bin, on, p.deltaHostChanges)
 		if err != nil {

@@ -41,7 +41,10 @@ type config struct {
 	channels []int // fan-out channel counts; nil: the plan's
 	sizesKiB []int // fan-out snapshot sizes; nil: the plan's
 	profile  string
-	kids     children // the floor programs, built per run
+	// deltaCells: the cells of the deltas section to run (store, host, noapply); nil:
+	// the plan's.
+	deltaCells map[string]bool
+	kids       children // the floor programs, built per run
 }
 
 // report is everything a run measured; written as JSON.
@@ -79,12 +82,14 @@ func run(args []string, out io.Writer) int {
 	flags := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	var cfg config
 	var only string
+	var deltaCells []string
 	flags.BoolVar(&cfg.quick, "quick", false, "smoke run: few rounds, small budgets (task test runs this)")
 	flags.StringVar(&cfg.jsonPath, "json", "", "write the results as JSON here (default: bench/results/<mode>-<time>.json)")
 	flags.StringVar(&cfg.bin, "bin", "", "the statesync-sidecar binary to measure (default: build ./cmd/statesync-sidecar into a temp dir)")
 	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store,deltas (default: all)")
 	flags.IntSliceVar(&cfg.channels, "fanout-channels", nil, "fan-out channel counts to run (default 1,10,100,1000)")
 	flags.IntSliceVar(&cfg.sizesKiB, "fanout-kib", nil, "fan-out snapshot sizes in KiB (default 1,256)")
+	flags.StringSliceVar(&deltaCells, "deltas-cells", nil, "cells of the deltas scenario to run: store,host,noapply (default: store and host, with noapply unless --quick)")
 	flags.StringVar(&cfg.profile, "profile", "", "measure this binary as an in-process sidecar that writes CPU and allocation profiles into this folder (see profile.go)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -96,6 +101,12 @@ func run(args []string, out io.Writer) int {
 		cfg.only = map[string]bool{}
 		for s := range strings.SplitSeq(only, ",") {
 			cfg.only[strings.TrimSpace(s)] = true
+		}
+	}
+	if deltaCells != nil {
+		cfg.deltaCells = map[string]bool{}
+		for _, c := range deltaCells {
+			cfg.deltaCells[strings.TrimSpace(c)] = true
 		}
 	}
 	root := moduleRoot()
