@@ -92,6 +92,7 @@ func TestAnApplyCarriesAPatchWhenTheWindowHoldsItsBase(t *testing.T) {
 	require.Equal(t, []any{map[string]any{"op": "replace", "path": "/key007/value", "value": 42.0}}, delta["patch"])
 	require.NotEmpty(t, delta["epoch"])
 
+	h.waitLocalRevision("w", "2") // the sidecar has read the window's answer
 	counters := h.status("w")["counters"].(map[string]any)
 	require.Equal(t, map[string]any{"refreshes": counters["refreshes"], "applies": 2.0, "ignoredEvents": counters["ignoredEvents"], "errors": 0.0, "deltas": 1.0, "deltaRejections": 0.0}, counters)
 }
@@ -185,6 +186,7 @@ func TestARejectedDeltaIsFollowedByTheFullDataAtOnce(t *testing.T) {
 			applies = h.appliesTo("w")
 			require.Equal(t, "2", applies[3]["baseRevision"])
 
+			h.waitLocalRevision("w", "3") // the sidecar has read the window's answer
 			counters := h.status("w")["counters"].(map[string]any)
 			require.Equal(t, 1.0, counters["deltaRejections"])
 			require.Equal(t, 1.0, counters["deltas"])
@@ -251,7 +253,7 @@ func TestAPathsChannelGetsItsProjection(t *testing.T) {
 			} else {
 				require.Contains(t, applies[1], "data")
 			}
-			require.Equal(t, "3", h.status("w")["localRevision"])
+			h.waitLocalRevision("w", "3")
 		})
 	}
 }

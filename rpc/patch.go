@@ -92,10 +92,11 @@ func patchError(err error, current engine.Revision) error {
 			Data:    map[string]any{"currentRevision": current, "path": perr.Path, "index": perr.Index},
 		}
 	}
+	// perr's text names the operation and the fix.
 	if perr.Index < 0 {
-		return invalidParams("patch: %v: send an array of RFC 6902 operations; nothing was changed", err)
+		return invalidParams("patch: %v; nothing was changed", err)
 	}
-	e := invalidParams("patch: operation %d: %v: fix that operation; nothing was changed", perr.Index, err)
+	e := invalidParams("patch: %v; nothing was changed", err)
 	e.Data = map[string]any{"field": "patch", "index": perr.Index}
 	return e
 }
