@@ -167,11 +167,11 @@ type chaosHost struct {
 	settings chaos.Settings
 	// blob, when set, is in every state and opens half the channels with deltas: see
 	// TestChaosWithDeltas.
-	blob string
-	plain    bool // CHAOS_PLAIN: the binary built without -race
-	driver   *rand.Rand
-	healed   atomic.Bool
-	c        *sidecar.Client
+	blob   string
+	plain  bool // CHAOS_PLAIN: the binary built without -race
+	driver *rand.Rand
+	healed atomic.Bool
+	c      *sidecar.Client
 
 	calls sync.WaitGroup // requests the driver made on other goroutines
 	bus   sync.WaitGroup // delayed invalidations
