@@ -234,6 +234,13 @@ func (h *history) derive(key derivedKey, compute func() (json.RawMessage, error)
 	return e.out, e.err
 }
 
+// seed records a patch from base to target known without a diff: the one state.patch
+// applied to the data at base to make target. Channels at base then get it as it is,
+// and the topic never pays the diff of the whole state for a change it was told.
+func (h *history) seed(epoch string, base, target engine.Revision, patch json.RawMessage) {
+	h.derive(derivedKey{epoch: epoch, base: base, target: target}, func() (json.RawMessage, error) { return patch, nil })
+}
+
 // projection returns the projection of snapshot's data on opts.paths, shared with
 // every channel that selects the same paths when the history holds the data.
 func (h *history) projection(snapshot engine.Snapshot, opts deltaOptions, held bool) (json.RawMessage, error) {

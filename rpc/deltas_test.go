@@ -325,6 +325,8 @@ func TestStatePatch(t *testing.T) {
 		h.result("state.patch", map[string]any{"topic": "cfg", "patch": []any{map[string]any{"op": "replace", "path": "/theme", "value": "x"}}})
 		w := h.waitWindow("w", "4")
 		require.Equal(t, 1, w.deltas)
+		require.Equal(t, []any{map[string]any{"op": "replace", "path": "/theme", "value": "x"}}, h.appliesTo("w")[1]["patch"])
+		require.Zero(t, h.server.openTopic("cfg").hist.diffs.Load(), "the window got state.patch's own patch: no diff of the state")
 		requireSameJSON(t, json.RawMessage(`{"theme":"x","n":2,"extra":[1],"blob":"`+blob+`"}`), w.data)
 	})
 }

@@ -17,6 +17,7 @@ import (
 // that lacks it answers state.patch with -32601 naming the store; the memory and file
 // stores have it.
 type StoreUpdater interface {
+	// BeginUpdate keeps the data update returns without copying it.
 	BeginUpdate(topic string, expected *engine.Revision, update func(current engine.Snapshot) (json.RawMessage, error)) (wait func() (engine.Revision, error), err error)
 }
 
@@ -57,7 +58,9 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 	if err != nil {
 		return nil, patchError(err, "")
 	}
+	var base engine.Snapshot // what the patch applied to
 	wait, err := updater.BeginUpdate(p.Topic, expected, func(current engine.Snapshot) (json.RawMessage, error) {
+		base = current
 		if len(current.Data) == 0 {
 			what := "was never set"
 			if current.Deleted {
@@ -73,6 +76,13 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The patch is the delta from base to the next revision: the topic's delta channels
+	// at base get it without a diff. Seeded before the channels are told of the write.
+	if t := s.openTopic(p.Topic); t != nil && t.hist != nil {
+		if next, err := base.Revision.Next(); err == nil {
+			t.hist.seed(base.Epoch, base.Revision, next, p.Patch)
+		}
 	}
 	return s.finishStoreWrite(p.Topic, p.SourceID, wait, true), nil
 }
