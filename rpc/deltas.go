@@ -220,6 +220,10 @@ func (h *history) derive(key derivedKey, compute func() (json.RawMessage, error)
 	})
 	if computed {
 		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.derived[key] != e {
+			return e.out, e.err // dropped while it was computed: it counts no more
+		}
 		h.dbytes += len(e.out)
 		for h.dbytes > h.limit && len(h.dorder) > 1 {
 			old := h.dorder[0]
@@ -229,7 +233,6 @@ func (h *history) derive(key derivedKey, compute func() (json.RawMessage, error)
 			}
 			delete(h.derived, old)
 		}
-		h.mu.Unlock()
 	}
 	return e.out, e.err
 }
