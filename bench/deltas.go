@@ -555,21 +555,28 @@ func procCPU(pid int) (time.Duration, error) {
 // process's CPU time (getrusage, garbage collection included, as the sidecar's figure
 // includes its own) over a loop, so that other work on the machine does not count.
 func diffCost() (diffNs, applyNs float64, patchBytes int) {
-	a := payload(deltaDocSize)
-	p, err := jsonpatch.DecodePatch(leafPatch(1))
+	// Two consecutive states as the cells have them after their first change: each the
+	// previous one with one leaf changed, both as Apply writes them (compact). payload
+	// itself is padded with spaces at its end, so a diff from it has no common tail.
+	var docs [2][]byte
+	var p jsonpatch.Patch
+	doc := payload(deltaDocSize)
+	for k := range 2 {
+		var err error
+		if p, err = jsonpatch.DecodePatch(leafPatch(k)); err != nil {
+			return 0, 0, 0
+		}
+		if doc, err = jsonpatch.Apply(doc, p); err != nil {
+			return 0, 0, 0
+		}
+		docs[k] = doc
+	}
+	d, err := jsonpatch.Diff(docs[0], docs[1])
 	if err != nil {
 		return 0, 0, 0
 	}
-	b, err := jsonpatch.Apply(a, p)
-	if err != nil {
-		return 0, 0, 0
-	}
-	d, err := jsonpatch.Diff(a, b)
-	if err != nil {
-		return 0, 0, 0
-	}
-	diffNs = cpuPerOp(func() { _, _ = jsonpatch.Diff(a, b) })
-	applyNs = cpuPerOp(func() { _, _ = jsonpatch.Apply(a, p) })
+	diffNs = cpuPerOp(func() { _, _ = jsonpatch.Diff(docs[0], docs[1]) })
+	applyNs = cpuPerOp(func() { _, _ = jsonpatch.Apply(docs[0], p) })
 	return diffNs, applyNs, len(d)
 }
 
