@@ -30,7 +30,7 @@ type windowHost struct {
 	mu       sync.Mutex
 	changed  *sync.Cond
 	windows  map[string]*window
-	applies  []map[string]any // every apply's params, in order
+	applies  []map[string]any                   // every apply's params, in order
 	snapshot func(topic, channel string) string // getSnapshot's result; channel is "" for source host
 	// tamper, when set, runs before a delta apply is checked: a test uses it to make the
 	// window lose track of its state.
