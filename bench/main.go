@@ -2,7 +2,7 @@
 // over pipes, drives it as a host does, and prints the numbers of DESIGN §7 next to the
 // floor (the same bytes through a trivial child process) measured in the same run.
 //
-//	go run ./bench               # full run, under 2 minutes; docs/performance.md quotes one
+//	go run ./bench               # full run, about 3 minutes; docs/performance.md quotes one
 //	go run ./bench --quick       # smoke run for task test: a few rounds, no time asserted
 //
 // It exits 0 unless something is functionally broken (a channel never converges, the
