@@ -46,6 +46,12 @@ type host struct {
 	applies []uint32 // per channel: apply calls
 	target  *target
 
+	// applier, when set, takes every apply request instead of onApply: the windows of
+	// the deltas scenario (deltas.go), which keep each channel's data and apply patches.
+	// It gets the frame's bytes (valid only until it returns) and must answer, and call
+	// markApplied, itself.
+	applier func(line []byte, f *frame)
+
 	getSnapshots atomic.Int64
 	appliesTotal atomic.Int64
 	errorNotifs  atomic.Int64
@@ -195,7 +201,11 @@ func (h *host) read() {
 				ch <- reply{result: clone(f.result), err: clone(f.errObj)}
 			}
 		case string(f.method) == "apply" && f.id != nil:
-			h.onApply(b, &f)
+			if h.applier != nil {
+				h.applier(b, &f)
+			} else {
+				h.onApply(b, &f)
+			}
 		case string(f.method) == "getSnapshot" && f.id != nil:
 			h.getSnapshots.Add(1)
 			s := h.snap.Load()
@@ -233,6 +243,13 @@ func (h *host) onApply(b []byte, f *frame) {
 		h.w.send(nil, ack)
 		return
 	}
+	h.markApplied(i, rev)
+	h.w.send(nil, ack)
+}
+
+// markApplied records that channel i applied rev, and fires the armed target when that
+// completes it.
+func (h *host) markApplied(i int, rev uint64) {
 	h.appliesTotal.Add(1)
 	h.tmu.Lock()
 	h.applies[i]++
@@ -249,7 +266,6 @@ func (h *host) onApply(b []byte, f *frame) {
 		}
 	}
 	h.tmu.Unlock()
-	h.w.send(nil, ack)
 }
 
 // expectAll arms a target: every channel in [0, n) at rev or above. It returns at once

@@ -2,7 +2,7 @@
 // over pipes, drives it as a host does, and prints the numbers of DESIGN §7 next to the
 // floor (the same bytes through a trivial child process) measured in the same run.
 //
-//	go run ./bench               # full run, under 2 minutes; docs/performance.md quotes one
+//	go run ./bench               # full run, about 3 minutes; docs/performance.md quotes one
 //	go run ./bench --quick       # smoke run for task test: a few rounds, no time asserted
 //
 // It exits 0 unless something is functionally broken (a channel never converges, the
@@ -41,7 +41,10 @@ type config struct {
 	channels []int // fan-out channel counts; nil: the plan's
 	sizesKiB []int // fan-out snapshot sizes; nil: the plan's
 	profile  string
-	kids     children // the floor programs, built per run
+	// deltaCells: the cells of the deltas section to run (store, host, noapply); nil:
+	// the plan's.
+	deltaCells map[string]bool
+	kids       children // the floor programs, built per run
 }
 
 // report is everything a run measured; written as JSON.
@@ -63,6 +66,7 @@ type report struct {
 	Ingest      []ingestResult  `json:"ingest,omitempty"`
 	Startup     *startupResult  `json:"startup,omitempty"`
 	Store       []storeResult   `json:"store,omitempty"`
+	Deltas      *deltasReport   `json:"deltas,omitempty"`
 	Summary     []targetOutcome `json:"summary,omitempty"`
 	Failures    []string        `json:"failures,omitempty"`
 }
@@ -78,12 +82,14 @@ func run(args []string, out io.Writer) int {
 	flags := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	var cfg config
 	var only string
+	var deltaCells []string
 	flags.BoolVar(&cfg.quick, "quick", false, "smoke run: few rounds, small budgets (task test runs this)")
 	flags.StringVar(&cfg.jsonPath, "json", "", "write the results as JSON here (default: bench/results/<mode>-<time>.json)")
 	flags.StringVar(&cfg.bin, "bin", "", "the statesync-sidecar binary to measure (default: build ./cmd/statesync-sidecar into a temp dir)")
-	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store (default: all)")
+	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store,deltas (default: all)")
 	flags.IntSliceVar(&cfg.channels, "fanout-channels", nil, "fan-out channel counts to run (default 1,10,100,1000)")
 	flags.IntSliceVar(&cfg.sizesKiB, "fanout-kib", nil, "fan-out snapshot sizes in KiB (default 1,256)")
+	flags.StringSliceVar(&deltaCells, "deltas-cells", nil, "cells of the deltas scenario to run: store,host,noapply (default: store and host, with noapply unless --quick)")
 	flags.StringVar(&cfg.profile, "profile", "", "measure this binary as an in-process sidecar that writes CPU and allocation profiles into this folder (see profile.go)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -95,6 +101,12 @@ func run(args []string, out io.Writer) int {
 		cfg.only = map[string]bool{}
 		for s := range strings.SplitSeq(only, ",") {
 			cfg.only[strings.TrimSpace(s)] = true
+		}
+	}
+	if deltaCells != nil {
+		cfg.deltaCells = map[string]bool{}
+		for _, c := range deltaCells {
+			cfg.deltaCells[strings.TrimSpace(c)] = true
 		}
 	}
 	root := moduleRoot()
@@ -175,6 +187,12 @@ type plan struct {
 	memChannels  int
 	store        budget
 	storeChans   int
+	// deltas.go: the order of its cells (false: deltas off), the store cell's rounds
+	// (each moves 100 MiB with deltas off) and the host cell's changes.
+	deltaOrder       []bool
+	deltaStore       budget
+	deltaHostChanges budget
+	deltaDiag        bool // also the store cell with windows that do not apply
 }
 
 // cell is one fan-out measurement: channels × snapshot size.
@@ -199,6 +217,9 @@ func planFor(quick bool) plan {
 		p.spawns = 5
 		p.traceSpawns = 2
 		p.store = budget{warmup: 2, rounds: 20, minRounds: 3, maxTime: 300 * time.Millisecond}
+		p.deltaOrder = []bool{false, true}
+		p.deltaStore = budget{warmup: 1, rounds: 3, minRounds: 2, maxTime: 300 * time.Millisecond}
+		p.deltaHostChanges = budget{warmup: 1, rounds: 5, minRounds: 2, maxTime: 300 * time.Millisecond}
 		return p
 	}
 	p.fanCells = []cell{
@@ -216,6 +237,10 @@ func planFor(quick bool) plan {
 	p.spawns = 30
 	p.traceSpawns = 10
 	p.store = budget{warmup: 10, rounds: 200, minRounds: 200, maxTime: 10 * time.Second}
+	p.deltaOrder = []bool{false, true, false, true}
+	p.deltaStore = budget{warmup: 3, rounds: 100, minRounds: 10, maxTime: 6 * time.Second}
+	p.deltaHostChanges = budget{warmup: 3, rounds: 100, minRounds: 20, maxTime: 6 * time.Second}
+	p.deltaDiag = true
 	return p
 }
 
@@ -457,6 +482,10 @@ func measure(cfg config, out io.Writer) *report {
 			warnErrors(out, "store", r.ErrorNote, r.FirstErrors)
 		}
 		tw.flush()
+	}
+
+	if want("deltas") {
+		rep.Deltas = measureDeltas(cfg, p, out, fail)
 	}
 
 	rep.Summary = summary(rep)
