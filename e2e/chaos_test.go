@@ -54,11 +54,16 @@ import (
 //
 // CHAOS_SEED replays the host's random choices; CHAOS_EVENTS and CHAOS_DURATION scale the
 // run (whichever comes first); CHAOS_PLAIN=1 runs the binary built without -race, whose
-// memory is the one users get. task soak runs it long.
+// memory is the one users get; CHAOS_DELTAS=1 turns deltas on (see chaos_deltas_test.go,
+// and TestChaosDeltas, its short run). task soak runs it long.
 func TestChaos(t *testing.T) {
-	settings := chaos.SettingsFromEnv(t, 5000, 10, 25*time.Second)
-	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.Seed, settings.Seed, settings.Events, settings.Duration)
+	runChaos(t, chaos.SettingsFromEnv(t, 5000, 10, 25*time.Second), chaosDeltasFromEnv())
+}
+
+func runChaos(t *testing.T, settings chaos.Settings, deltas bool) {
+	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s, deltas %v", settings.Seed, settings.Seed, settings.Events, settings.Duration, deltas)
 	h := newChaosHost(t, settings)
+	h.deltas = deltas
 	h.start()
 
 	// Warm-up: a tenth of the events, then every channel closed; the memory after it is
@@ -101,11 +106,18 @@ type chaosTopic struct {
 	fetches   int
 	events    int
 	storeData map[uint64]string // store topics: data written at each revision
+	// storeCounts: store topics with deltas on, the keys' counts of the data written at
+	// each revision, which the next write changes by one or two.
+	storeCounts map[uint64][]int
 }
 
 type chaosChan struct {
 	name  string
 	topic *chaosTopic
+	// With deltas on: whether it opened with options.deltas, and its options.paths (nil:
+	// the whole document).
+	deltasOn bool
+	paths    []string
 
 	// guarded by chaosHost.mu
 	state  string        // opening, open, failed, closing, closed
@@ -123,16 +135,21 @@ type chaosChan struct {
 	settled      bool
 	settledEpoch string
 	settledRev   uint64
+	// rejected is its last apply answered -32011, until the next apply is read: that one
+	// must carry full data.
+	rejected *chaosApplyRec
 }
 
 // chaosApplyRec is one apply request as it crossed the pipes.
 type chaosApplyRec struct {
 	id       string
+	cc       *chaosChan
 	epoch    string
 	rev      uint64
-	answered bool // the host wrote its answer
-	ok       bool // and it was a result
-	timedOut bool // the sidecar reported it gave up on the call
+	answered bool  // the host wrote its answer
+	ok       bool  // and it was a result
+	code     int64 // or this error code
+	timedOut bool  // the sidecar reported it gave up on the call
 	// cancelled: its channel's close was answered while it was unanswered and not timed
 	// out. The close cancelled it, unreported (docs/lifecycle.md, Stop quiescence), and
 	// the host's late answer may never be written: at exit its handler's ctx ends first.
@@ -143,6 +160,7 @@ type chaosHost struct {
 	t        *testing.T
 	settings chaos.Settings
 	plain    bool // CHAOS_PLAIN: the binary built without -race
+	deltas   bool // CHAOS_DELTAS, TestChaosDeltas: channels open with deltas and paths
 	driver   *rand.Rand
 	healed   atomic.Bool
 	c        *sidecar.Client
@@ -187,7 +205,7 @@ func newChaosHost(t *testing.T, s chaos.Settings) *chaosHost {
 		changed: make(chan struct{}),
 	}
 	for i, source := range []string{"host", "host", "channel", "channel", "store", "store"} {
-		tp := &chaosTopic{name: fmt.Sprintf("%s-%d", source, i), source: source, epoch: "e0", storeData: map[uint64]string{}}
+		tp := &chaosTopic{name: fmt.Sprintf("%s-%d", source, i), source: source, epoch: "e0", storeData: map[uint64]string{}, storeCounts: map[uint64][]int{}}
 		if source != "store" {
 			tp.rev = 1
 		}
@@ -217,9 +235,15 @@ func (h *chaosHost) start() {
 	})
 	var init struct {
 		ProtocolVersion string `json:"protocolVersion"`
+		Capabilities    struct {
+			Deltas json.RawMessage `json:"deltas"`
+		} `json:"capabilities"`
 	}
 	require.NoError(h.t, c.Call(h.ctx(), "initialize", map[string]any{"protocolVersion": "1", "client": map[string]string{"name": "chaos"}}, &init))
 	require.Equal(h.t, "1", init.ProtocolVersion)
+	if h.deltas && (len(init.Capabilities.Deltas) == 0 || string(init.Capabilities.Deltas) == "null") {
+		h.t.Skip("deltas on, but this sidecar's initialize has no capabilities.deltas (issue 15 not in this build): a channel.open with options.deltas would be refused")
+	}
 }
 
 func (h *chaosHost) ctx() context.Context {
@@ -345,22 +369,31 @@ func (h *chaosHost) getSnapshot(ctx context.Context, raw json.RawMessage) (any, 
 	case "malformed":
 		return map[string]any{"revision": "007", "data": "garbage"}, nil
 	}
-	return map[string]any{"revision": strconv.FormatUint(rev, 10), "epoch": epoch, "data": json.RawMessage(chaosData(tp.name, epoch, rev))}, nil
+	data := chaosData(tp.name, epoch, rev)
+	if h.deltas {
+		data = chaosRevDoc(tp.name, epoch, rev)
+	}
+	return map[string]any{"revision": strconv.FormatUint(rev, 10), "epoch": epoch, "data": json.RawMessage(data)}, nil
 }
 
 func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error) {
 	var p struct {
-		Channel  string          `json:"channel"`
-		Topic    string          `json:"topic"`
-		Revision string          `json:"revision"`
-		Epoch    string          `json:"epoch"`
-		Data     json.RawMessage `json:"data"`
+		Channel      string          `json:"channel"`
+		Topic        string          `json:"topic"`
+		Revision     string          `json:"revision"`
+		Epoch        string          `json:"epoch"`
+		Data         json.RawMessage `json:"data"`
+		BaseRevision string          `json:"baseRevision"`
+		Patch        json.RawMessage `json:"patch"` // a delta (chaos_deltas_test.go)
 	}
 	if err := json.Unmarshal(raw, &p); err != nil {
 		h.violation("apply params %s: %v", raw, err)
 		return nil, err
 	}
 	rev, err := strconv.ParseUint(p.Revision, 10, 64)
+	delta := p.Patch != nil
+	var base uint64
+	badDelta := false
 	h.mu.Lock()
 	cc := h.chans[p.Channel]
 	switch {
@@ -370,22 +403,24 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 		h.violationLocked("apply for channel %q, which the host never opened", p.Channel)
 	case cc.topic.name != p.Topic:
 		h.violationLocked("apply for %s names topic %q, want %q", p.Channel, p.Topic, cc.topic.name)
-	case cc.topic.source == "store":
-		var d struct {
-			Topic string `json:"topic"`
-		}
-		if json.Unmarshal(p.Data, &d) != nil || d.Topic != cc.topic.name {
-			h.violationLocked("apply %s revision %d: data %s is not a write of topic %s", p.Channel, rev, p.Data, cc.topic.name)
-		}
-		if want, ok := cc.topic.storeData[rev]; ok && want != string(p.Data) {
-			h.violationLocked("apply %s revision %d: data %s, but state.set wrote %s at that revision", p.Channel, rev, p.Data, want)
+	case delta:
+		var berr error
+		base, berr = strconv.ParseUint(p.BaseRevision, 10, 64)
+		switch {
+		case !cc.deltasOn:
+			h.violationLocked("apply %s revision %d: a delta, but the channel did not open with options.deltas", p.Channel, rev)
+			badDelta = true
+		case berr != nil || base >= rev:
+			h.violationLocked("apply %s revision %d: baseRevision %q, want a revision below it", p.Channel, rev, p.BaseRevision)
+			badDelta = true
+		case p.Data != nil:
+			h.violationLocked("apply %s revision %d: both data and patch", p.Channel, rev)
+			badDelta = true
 		}
 	default:
-		if want := chaosData(cc.topic.name, p.Epoch, rev); string(p.Data) != want {
-			h.violationLocked("apply %s revision %d epoch %q: data %s, want %s", p.Channel, rev, p.Epoch, p.Data, want)
-		}
+		h.checkDataLocked(cc, p.Epoch, rev, string(p.Data), false)
 	}
-	if cc == nil || err != nil {
+	if cc == nil || err != nil || badDelta {
 		h.mu.Unlock()
 		return nil, &sidecar.RPCError{Code: -32602, Message: "unexpected apply"}
 	}
@@ -393,6 +428,17 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 	delay := time.Duration(h.faultRand.IntN(5)+1) * time.Millisecond
 	if fault != "ok" {
 		h.faults["apply "+fault]++
+	}
+	if delta {
+		h.counts["applies delta"]++
+		if fault == "ok" && !h.healed.Load() && h.faultRand.IntN(deltaRejectOneInN) == 0 {
+			// The re-send path, on purpose: the sidecar must send this revision in full.
+			h.counts["deltas rejected on purpose"]++
+			h.mu.Unlock()
+			return nil, deltaRejected("baseMismatch", "", "chaos: delta rejected on purpose")
+		}
+	} else {
+		h.counts["applies full"]++
 	}
 	h.mu.Unlock()
 
@@ -408,10 +454,49 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	cc.hasLast, cc.lastEpoch, cc.lastRev, cc.lastData = true, p.Epoch, rev, string(p.Data)
+	data := string(p.Data)
+	if delta {
+		// Under the lock, on what the window holds now: a slow apply of this channel the
+		// sidecar gave up on may have landed since the delta was sent.
+		if data, err = h.applyDeltaLocked(cc, p.Epoch, rev, base, p.Patch); err != nil {
+			return nil, err
+		}
+		h.checkDataLocked(cc, p.Epoch, rev, data, true)
+		h.counts["deltas taken"]++
+		h.counts["delta patch bytes"] += len(p.Patch)
+		h.counts["delta data bytes"] += len(data)
+	}
+	cc.hasLast, cc.lastEpoch, cc.lastRev, cc.lastData = true, p.Epoch, rev, data
 	h.counts["applies acknowledged"]++
 	h.signalLocked()
 	return map[string]bool{"ok": true}, nil
+}
+
+// checkDataLocked checks that data, which channel cc is to hold at (epoch, rev), is its
+// topic's data there (or its projection): byte for byte when the sidecar passes it on
+// whole, as canonical JSON when it built it (a patch the host applied, a projection).
+func (h *chaosHost) checkDataLocked(cc *chaosChan, epoch string, rev uint64, data string, patched bool) {
+	if cc.topic.source == "store" && cc.paths == nil {
+		var d struct {
+			Topic string `json:"topic"`
+		}
+		if json.Unmarshal([]byte(data), &d) != nil || d.Topic != cc.topic.name {
+			h.violationLocked("apply %s revision %d: data %.300s is not a write of topic %s", cc.name, rev, data, cc.topic.name)
+		}
+	}
+	want, ok := h.wantDataLocked(cc, epoch, rev)
+	if !ok {
+		return // a store write whose answer the host has not read yet
+	}
+	if patched || cc.paths != nil {
+		if !sameJSON([]byte(data), []byte(want)) {
+			h.violationLocked("apply %s revision %d epoch %q (patched: %v, paths %v): data %.300s, want %.300s", cc.name, rev, epoch, patched, cc.paths, data, want)
+		}
+		return
+	}
+	if data != want {
+		h.violationLocked("apply %s revision %d epoch %q: data %.300s, want %.300s", cc.name, rev, epoch, data, want)
+	}
 }
 
 // settleLocked decides whether an apply counted for the sidecar and checks that the ones
@@ -493,9 +578,11 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
 		Params struct {
-			Channel  string `json:"channel"`
-			Revision string `json:"revision"`
-			Epoch    string `json:"epoch"`
+			Channel      string          `json:"channel"`
+			Revision     string          `json:"revision"`
+			Epoch        string          `json:"epoch"`
+			BaseRevision string          `json:"baseRevision"`
+			Patch        json.RawMessage `json:"patch"`
 		} `json:"params"`
 		Error *struct {
 			Code int64 `json:"code"`
@@ -536,15 +623,43 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 		}
 		h.settleLocked(cc)
 		rev, _ := strconv.ParseUint(msg.Params.Revision, 10, 64)
-		rec := &chaosApplyRec{id: string(msg.ID), epoch: msg.Params.Epoch, rev: rev}
+		h.checkDeltaOrderLocked(cc, rev, msg.Params.Epoch, msg.Params.BaseRevision, msg.Params.Patch != nil)
+		rec := &chaosApplyRec{id: string(msg.ID), cc: cc, epoch: msg.Params.Epoch, rev: rev}
 		cc.unsettled = rec
 		h.applyIDs[rec.id] = rec
 	case dir == "->" && msg.Method == "" && len(msg.ID) > 0:
 		if rec := h.applyIDs[string(msg.ID)]; rec != nil { // the host's answer to an apply
 			rec.answered, rec.ok = true, msg.Error == nil
+			if msg.Error != nil {
+				rec.code = msg.Error.Code
+				if rec.code == -32011 {
+					rec.cc.rejected = rec
+				}
+			}
 		}
 	}
 	return len(p), nil
+}
+
+// checkDeltaOrderLocked judges an apply request in frame order, once the channel's
+// previous apply is settled: a delta's base is the last apply the sidecar counted, and
+// after a -32011 answer comes the full data.
+func (h *chaosHost) checkDeltaOrderLocked(cc *chaosChan, rev uint64, epoch, baseRevision string, delta bool) {
+	if rj := cc.rejected; rj != nil {
+		cc.rejected = nil
+		switch {
+		case delta:
+			h.violationLocked("%s: a delta (revision %d) right after the window answered -32011 to revision %d: want the full data", cc.name, rev, rj.rev)
+		case !rj.timedOut && (rev != rj.rev || epoch != rj.epoch):
+			h.violationLocked("%s: after the -32011 answer to revision %d (epoch %q) the next apply is revision %d (epoch %q): want the same revision again in full, at once", cc.name, rj.rev, rj.epoch, rev, epoch)
+		}
+	}
+	if !delta {
+		return
+	}
+	if !cc.settled || cc.settledEpoch != epoch || strconv.FormatUint(cc.settledRev, 10) != baseRevision {
+		h.violationLocked("%s: a delta to revision %d from baseRevision %q (epoch %q), but the last apply the sidecar counted is revision %d of epoch %q (any: %v)", cc.name, rev, baseRevision, epoch, cc.settledRev, cc.settledEpoch, cc.settled)
+	}
 }
 
 // call runs a request on its own goroutine (the driver never waits on the sidecar).
@@ -692,8 +807,18 @@ func (h *chaosHost) open(tp *chaosTopic) {
 	h.order = append(h.order, cc)
 	tp.fresh++
 	h.counts["channels opened"]++
+	params := map[string]any{"channel": cc.name, "topic": tp.name, "source": tp.source}
+	if h.deltas {
+		params["options"] = h.deltaOptionsLocked(cc)
+		if cc.deltasOn {
+			h.counts["channels with deltas"]++
+		}
+		if cc.paths != nil {
+			h.counts["channels with paths"]++
+		}
+	}
 	h.mu.Unlock()
-	h.call("channel.open", map[string]any{"channel": cc.name, "topic": tp.name, "source": tp.source}, func(_ json.RawMessage, err error) {
+	h.call("channel.open", params, func(_ json.RawMessage, err error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		cc.openOK = err == nil
@@ -920,6 +1045,8 @@ func (h *chaosHost) write(tp *chaosTopic, final bool) {
 	h.mu.Lock()
 	params := h.writeParamsLocked(tp, final)
 	data := params["data"].(json.RawMessage)
+	counts := params["counts"]
+	delete(params, "counts") // the host's own, not sent
 	h.counts["store writes"]++
 	h.mu.Unlock()
 	var res struct {
@@ -943,6 +1070,9 @@ func (h *chaosHost) write(tp *chaosTopic, final bool) {
 	tp.rev = rev
 	tp.events++
 	tp.storeData[rev] = string(data)
+	if h.deltas {
+		tp.storeCounts[rev] = counts.([]int)
+	}
 }
 
 // writeParamsLocked draws a state.set: a blind write, a compare-and-set that wins, or
@@ -952,7 +1082,19 @@ func (h *chaosHost) write(tp *chaosTopic, final bool) {
 func (h *chaosHost) writeParamsLocked(tp *chaosTopic, final bool) map[string]any {
 	h.nextWrite++
 	data := fmt.Sprintf(`{"topic":%q,"write":%d,"pad":%q}`, tp.name, h.nextWrite, strings.Repeat("x", h.driver.IntN(512)))
-	params := map[string]any{"topic": tp.name, "data": json.RawMessage(data)}
+	params := map[string]any{"topic": tp.name}
+	if h.deltas {
+		// One or two keys of the current data change (params["counts"] is the host's
+		// note of them, taken out before sending).
+		counts := make([]int, deltaKeys)
+		copy(counts, tp.storeCounts[tp.rev])
+		for range 1 + h.driver.IntN(2) {
+			counts[h.driver.IntN(deltaKeys)]++
+		}
+		data = chaosDeltaDoc(map[string]any{"topic": tp.name, "write": h.nextWrite}, counts)
+		params["counts"] = counts
+	}
+	params["data"] = json.RawMessage(data)
 	switch h.driver.IntN(10) {
 	case 0, 1: // a compare-and-set that wins
 		params["expectedRevision"] = strconv.FormatUint(tp.rev, 10)
@@ -1073,13 +1215,27 @@ func (h *chaosHost) converge() {
 	}
 
 	converged := func(cc *chaosChan) bool {
-		if !cc.hasLast || cc.lastRev != cc.topic.rev {
+		if !cc.hasLast || (cc.topic.source != "store" && cc.lastEpoch != cc.topic.epoch) {
 			return false
 		}
-		if cc.topic.source == "store" {
-			return cc.lastData == cc.topic.storeData[cc.topic.rev]
+		if cc.paths != nil {
+			// No apply comes when the projection did not change: judge what it holds.
+			want, ok := h.wantDataLocked(cc, cc.topic.epoch, cc.topic.rev)
+			return ok && sameJSON([]byte(cc.lastData), []byte(want))
 		}
-		return cc.lastEpoch == cc.topic.epoch
+		if cc.lastRev != cc.topic.rev {
+			return false
+		}
+		return cc.topic.source != "store" || sameJSON([]byte(cc.lastData), []byte(cc.topic.storeData[cc.topic.rev]))
+	}
+	// wantLocal is the localRevision channel.list must show: what the window applied, or
+	// for a paths channel the topic's revision (docs/protocol.md: the latest revision
+	// whose projection it holds).
+	wantLocal := func(cc *chaosChan) string {
+		if cc.paths != nil {
+			return strconv.FormatUint(cc.topic.rev, 10)
+		}
+		return strconv.FormatUint(cc.lastRev, 10)
 	}
 	deadline := time.After(chaosWaitBound)
 	for {
@@ -1110,8 +1266,9 @@ func (h *chaosHost) converge() {
 	}
 
 	// channel.list agrees with what the windows applied. An apply's answer may still be
-	// on its way to the sidecar when the host recorded it, so ask again (bounded) until
-	// it agrees.
+	// on its way to the sidecar when the host recorded it, and a paths channel whose
+	// projection did not change moves on with no apply the host sees, so ask again
+	// (bounded) until it agrees.
 	type listed struct {
 		Channels []struct {
 			Channel       string `json:"channel"`
@@ -1128,17 +1285,21 @@ func (h *chaosHost) converge() {
 		}
 		for _, st := range list.Channels {
 			cc := h.chans[st.Channel]
-			if cc == nil || st.LocalRevision != strconv.FormatUint(cc.lastRev, 10) {
+			if cc == nil || st.LocalRevision != wantLocal(cc) {
 				return false
 			}
 		}
 		return true
 	}
-	for range 200 {
+	listDeadline := time.Now().Add(chaosWaitBound)
+	for tries := 0; ; tries++ {
 		list = listed{}
 		require.NoError(h.t, h.c.Call(h.ctx(), "channel.list", nil, &list))
-		if agrees() {
+		if agrees() || time.Now().After(listDeadline) {
 			break
+		}
+		if tries >= 200 {
+			time.Sleep(time.Millisecond)
 		}
 	}
 	h.mu.Lock()
@@ -1157,10 +1318,11 @@ func (h *chaosHost) converge() {
 			h.violationLocked("channel.list lists %s (%s, local %s), which the host has %s", st.Channel, st.State, st.LocalRevision, state)
 			continue
 		}
-		if st.State != "running" || st.LocalRevision != strconv.FormatUint(cc.lastRev, 10) {
-			h.violationLocked("channel.list: %s is %s at %s, the window applied %d", st.Channel, st.State, st.LocalRevision, cc.lastRev)
+		if st.State != "running" || st.LocalRevision != wantLocal(cc) {
+			h.violationLocked("channel.list: %s is %s at %s, want running at %s (the window applied %d, paths %v)", st.Channel, st.State, st.LocalRevision, wantLocal(cc), cc.lastRev, cc.paths)
 		}
 	}
+	h.checkFinalDataLocked(open)
 }
 
 func (h *chaosHost) checkFetchBound() {
@@ -1263,7 +1425,11 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 	if h.plain {
 		build = "plain, no -race"
 	}
-	fmt.Fprintf(&b, "chaos (real binary, %s) seed %d: %d events in %s", build, h.settings.Seed, h.events, h.elapsed.Round(time.Millisecond))
+	deltas := "off"
+	if h.deltas {
+		deltas = "on"
+	}
+	fmt.Fprintf(&b, "chaos (real binary, %s, deltas %s) seed %d: %d events in %s", build, deltas, h.settings.Seed, h.events, h.elapsed.Round(time.Millisecond))
 	if h.cutByTime {
 		fmt.Fprintf(&b, " (cut by CHAOS_DURATION=%s)", h.settings.Duration)
 	}
@@ -1282,12 +1448,17 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 		codes[strconv.FormatInt(c, 10)] = n
 	}
 	fmt.Fprintf(&b, "\n  error answers by code: %s", chaos.FormatCounts(codes))
+	h.reportDeltas(&b)
 	fmt.Fprintf(&b, "\n  resident memory: %d KiB after the warm-up, %d KiB at the end", warmKiB, endKiB)
 	fmt.Fprintf(&b, "\n  invariant violations: %d", h.counts["violations"])
 	fmt.Fprintf(&b, "\n  leaks: %d", h.counts["leaks"])
 	h.t.Log(b.String())
 	if h.counts["violations"] > 0 {
-		h.t.Errorf("chaos seed %d (replay: CHAOS_SEED=%d go test -race -run 'TestChaos$' ./e2e):\n%s", h.settings.Seed, h.settings.Seed, strings.Join(h.violations, "\n"))
+		env := ""
+		if h.deltas && h.t.Name() == "TestChaos" {
+			env = "CHAOS_DELTAS=1 "
+		}
+		h.t.Errorf("chaos seed %d (replay: %sCHAOS_SEED=%d go test -race -run '^%s$' ./e2e):\n%s", h.settings.Seed, env, h.settings.Seed, h.t.Name(), strings.Join(h.violations, "\n"))
 	}
 }
 
