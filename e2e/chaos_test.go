@@ -118,6 +118,8 @@ type chaosChan struct {
 	// the whole document).
 	deltasOn bool
 	paths    []string
+	// guarded by chaosHost.mu: the last projection the host computed, and of what.
+	projOf, proj string
 
 	// guarded by chaosHost.mu
 	state  string        // opening, open, failed, closing, closed
