@@ -138,9 +138,9 @@ func sameJSON(a, b []byte) bool {
 	return err == nil && ca == cb
 }
 
-// projectOracle is the projection of docs/protocol.md for the chaos documents (objects
-// all the way down, no arrays): for each pointer whose target exists, the value at the
-// same place, under ancestors holding only the selected members. Written apart from
+// projectOracle is the projection of docs/protocol.md: for each pointer whose target
+// exists, the value at the same place, under ancestors holding only the selected members;
+// a pointer into an array keeps the whole array. Pointers must not nest in each other. Written apart from
 // internal/jsonpatch.Project so the test does not judge the sidecar by its own code.
 func projectOracle(doc string, paths []string) (string, error) {
 	var root any
@@ -156,7 +156,11 @@ func projectOracle(doc string, paths []string) (string, error) {
 		tokens := strings.Split(p, "/")[1:] // the chaos pointers have no ~ escapes
 		var cur any = obj
 		found := true
-		for _, tok := range tokens {
+		for i, tok := range tokens {
+			if _, isArray := cur.([]any); isArray {
+				tokens = tokens[:i] // selection stops at the first array: all of it is kept
+				break
+			}
 			m, isObj := cur.(map[string]any)
 			if !isObj {
 				found = false

@@ -137,6 +137,7 @@ type chaosChan struct {
 	settled      bool
 	settledEpoch string
 	settledRev   uint64
+	lastCounted  bool // the latest apply settled counted (a failed one makes the next full)
 	// rejected is its last apply answered -32011, until the next apply is read: that one
 	// must carry full data.
 	rejected *chaosApplyRec
@@ -511,6 +512,7 @@ func (h *chaosHost) settleLocked(cc *chaosChan) {
 		return
 	}
 	cc.unsettled = nil
+	cc.lastCounted = false
 	delete(h.applyIDs, rec.id)
 	if !rec.answered && !rec.timedOut && !rec.cancelled {
 		h.violationLocked("%s: apply of revision %d was neither answered, nor reported timed out, nor cancelled by its channel's close when the next one came or the sidecar exited: two applies in flight, or one lost", cc.name, rec.rev)
@@ -522,7 +524,7 @@ func (h *chaosHost) settleLocked(cc *chaosChan) {
 	if cc.settled && cc.settledEpoch == rec.epoch && rec.rev <= cc.settledRev {
 		h.violationLocked("%s (%s): applied revision %d after %d in epoch %q: want strictly increasing", cc.name, cc.topic.name, rec.rev, cc.settledRev, rec.epoch)
 	}
-	cc.settled, cc.settledEpoch, cc.settledRev = true, rec.epoch, rec.rev
+	cc.settled, cc.settledEpoch, cc.settledRev, cc.lastCounted = true, rec.epoch, rec.rev, true
 	h.counts["applies counted"]++
 }
 
@@ -644,14 +646,16 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 }
 
 // checkDeltaOrderLocked judges an apply request in frame order, once the channel's
-// previous apply is settled: a delta's base is the last apply the sidecar counted, and
-// after a -32011 answer comes the full data.
+// previous apply is settled: a delta follows an apply that counted and is from its
+// revision (docs/protocol.md: after a failed apply the next is full), and after a -32011
+// answer comes the same revision in full.
 func (h *chaosHost) checkDeltaOrderLocked(cc *chaosChan, rev uint64, epoch, baseRevision string, delta bool) {
 	if rj := cc.rejected; rj != nil {
 		cc.rejected = nil
 		switch {
 		case delta:
 			h.violationLocked("%s: a delta (revision %d) right after the window answered -32011 to revision %d: want the full data", cc.name, rev, rj.rev)
+			return // the rule below says the same
 		case !rj.timedOut && (rev != rj.rev || epoch != rj.epoch):
 			h.violationLocked("%s: after the -32011 answer to revision %d (epoch %q) the next apply is revision %d (epoch %q): want the same revision again in full, at once", cc.name, rj.rev, rj.epoch, rev, epoch)
 		}
@@ -659,8 +663,11 @@ func (h *chaosHost) checkDeltaOrderLocked(cc *chaosChan, rev uint64, epoch, base
 	if !delta {
 		return
 	}
-	if !cc.settled || cc.settledEpoch != epoch || strconv.FormatUint(cc.settledRev, 10) != baseRevision {
-		h.violationLocked("%s: a delta to revision %d from baseRevision %q (epoch %q), but the last apply the sidecar counted is revision %d of epoch %q (any: %v)", cc.name, rev, baseRevision, epoch, cc.settledRev, cc.settledEpoch, cc.settled)
+	switch {
+	case !cc.lastCounted:
+		h.violationLocked("%s: a delta to revision %d from baseRevision %q, but the channel's previous apply did not count (none, failed, timed out): want the full data", cc.name, rev, baseRevision)
+	case cc.settledEpoch != epoch || strconv.FormatUint(cc.settledRev, 10) != baseRevision:
+		h.violationLocked("%s: a delta to revision %d from baseRevision %q (epoch %q), but the last apply the sidecar counted is revision %d of epoch %q", cc.name, rev, baseRevision, epoch, cc.settledRev, cc.settledEpoch)
 	}
 }
 
