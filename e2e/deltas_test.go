@@ -222,7 +222,15 @@ func TestDeltasOverTheWire(t *testing.T) {
 	require.Equal(t, 1, large, "the rejected one's full re-send")
 
 	var st struct {
-		Counters map[string]int `json:"counters"`
+		LocalRevision string         `json:"localRevision"`
+		Counters      map[string]int `json:"counters"`
+	}
+	// The counters move once the sidecar has read the windows' answers: wait for that.
+	for _, ch := range []string{"w3", "w4"} {
+		deadline := time.Now().Add(testTimeout)
+		for st.LocalRevision = ""; st.LocalRevision != "2" && time.Now().Before(deadline); {
+			require.NoError(t, json.Unmarshal(call(t, c, "channel.status", map[string]any{"channel": ch}), &st))
+		}
 	}
 	require.NoError(t, json.Unmarshal(call(t, c, "channel.status", map[string]any{"channel": "w3"}), &st))
 	require.Equal(t, 1, st.Counters["deltaRejections"])

@@ -83,8 +83,11 @@ func parseDeltaOptions(o *openOptions) (deltaOptions, error) {
 		if p == "" {
 			return d, invalidParams("options.paths[%d]: \"\" is the whole document: leave paths out to sync the whole state", i)
 		}
+		if p[0] != '/' {
+			return d, invalidParams("options.paths[%d]: %q is not a JSON Pointer (RFC 6901): write it as \"/%s\", with ~0 for ~ and ~1 for / in a member name", i, quoteBounded(p), quoteBounded(p))
+		}
 		if _, err := jsonpatch.ParsePointer(p); err != nil {
-			return d, invalidParams("options.paths[%d]: %q is not a JSON Pointer (RFC 6901): %v; write it as \"/a/b\", with ~0 for ~ and ~1 for / in a name", i, quoteBounded(p), err)
+			return d, invalidParams("options.paths[%d]: %q is not a JSON Pointer (RFC 6901): %v", i, quoteBounded(p), err)
 		}
 		if seen[p] {
 			return d, invalidParams("options.paths[%d]: %q is listed twice: list each pointer once", i, quoteBounded(p))
@@ -231,6 +234,13 @@ func (h *history) derive(key derivedKey, compute func() (json.RawMessage, error)
 	return e.out, e.err
 }
 
+// seed records a patch from base to target known without a diff: the one state.patch
+// applied to the data at base to make target. Channels at base then get it as it is,
+// and the topic never pays the diff of the whole state for a change it was told.
+func (h *history) seed(epoch string, base, target engine.Revision, patch json.RawMessage) {
+	h.derive(derivedKey{epoch: epoch, base: base, target: target}, func() (json.RawMessage, error) { return patch, nil })
+}
+
 // projection returns the projection of snapshot's data on opts.paths, shared with
 // every channel that selects the same paths when the history holds the data.
 func (h *history) projection(snapshot engine.Snapshot, opts deltaOptions, held bool) (json.RawMessage, error) {
@@ -312,7 +322,9 @@ func (d *channelDeltas) apply(ctx context.Context, a applier, snapshot engine.Sn
 		d.held = heldState{}
 		return a.send(ctx, snapshot, nil)
 	}
-	held := d.opts.deltas && d.hist != nil && d.hist.remember(snapshot)
+	// Every channel that opted in records the data: a delta needs its base and target
+	// there, and a projection computed from data the history holds is shared.
+	held := d.hist != nil && d.hist.remember(snapshot)
 	data := snapshot.Data
 	var sum [sha256.Size]byte
 	if d.opts.paths != nil {
@@ -328,7 +340,7 @@ func (d *channelDeltas) apply(ctx context.Context, a applier, snapshot engine.Sn
 			return nil
 		}
 	}
-	if held {
+	if held && d.opts.deltas {
 		if patch := d.patchFor(snapshot, data); patch != nil {
 			base := d.held.sent
 			err := a.sendPatch(ctx, snapshot, base, patch)

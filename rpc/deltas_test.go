@@ -92,6 +92,7 @@ func TestAnApplyCarriesAPatchWhenTheWindowHoldsItsBase(t *testing.T) {
 	require.Equal(t, []any{map[string]any{"op": "replace", "path": "/key007/value", "value": 42.0}}, delta["patch"])
 	require.NotEmpty(t, delta["epoch"])
 
+	h.waitLocalRevision("w", "2") // the sidecar has read the window's answer
 	counters := h.status("w")["counters"].(map[string]any)
 	require.Equal(t, map[string]any{"refreshes": counters["refreshes"], "applies": 2.0, "ignoredEvents": counters["ignoredEvents"], "errors": 0.0, "deltas": 1.0, "deltaRejections": 0.0}, counters)
 }
@@ -185,6 +186,7 @@ func TestARejectedDeltaIsFollowedByTheFullDataAtOnce(t *testing.T) {
 			applies = h.appliesTo("w")
 			require.Equal(t, "2", applies[3]["baseRevision"])
 
+			h.waitLocalRevision("w", "3") // the sidecar has read the window's answer
 			counters := h.status("w")["counters"].(map[string]any)
 			require.Equal(t, 1.0, counters["deltaRejections"])
 			require.Equal(t, 1.0, counters["deltas"])
@@ -251,7 +253,7 @@ func TestAPathsChannelGetsItsProjection(t *testing.T) {
 			} else {
 				require.Contains(t, applies[1], "data")
 			}
-			require.Equal(t, "3", h.status("w")["localRevision"])
+			h.waitLocalRevision("w", "3")
 		})
 	}
 }
@@ -323,6 +325,8 @@ func TestStatePatch(t *testing.T) {
 		h.result("state.patch", map[string]any{"topic": "cfg", "patch": []any{map[string]any{"op": "replace", "path": "/theme", "value": "x"}}})
 		w := h.waitWindow("w", "4")
 		require.Equal(t, 1, w.deltas)
+		require.Equal(t, []any{map[string]any{"op": "replace", "path": "/theme", "value": "x"}}, h.appliesTo("w")[1]["patch"])
+		require.Zero(t, h.server.openTopic("cfg").hist.diffs.Load(), "the window got state.patch's own patch: no diff of the state")
 		requireSameJSON(t, json.RawMessage(`{"theme":"x","n":2,"extra":[1],"blob":"`+blob+`"}`), w.data)
 	})
 }

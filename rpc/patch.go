@@ -57,7 +57,9 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 	if err != nil {
 		return nil, patchError(err, "")
 	}
+	var base engine.Snapshot // what the patch applied to
 	wait, err := updater.BeginUpdate(p.Topic, expected, func(current engine.Snapshot) (json.RawMessage, error) {
+		base = current
 		if len(current.Data) == 0 {
 			what := "was never set"
 			if current.Deleted {
@@ -73,6 +75,13 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The patch is the delta from base to the next revision: the topic's delta channels
+	// at base get it without a diff. Seeded before the channels are told of the write.
+	if t := s.openTopic(p.Topic); t != nil && t.hist != nil {
+		if next, err := base.Revision.Next(); err == nil {
+			t.hist.seed(base.Epoch, base.Revision, next, p.Patch)
+		}
 	}
 	return s.finishStoreWrite(p.Topic, p.SourceID, wait, true), nil
 }
@@ -92,10 +101,11 @@ func patchError(err error, current engine.Revision) error {
 			Data:    map[string]any{"currentRevision": current, "path": perr.Path, "index": perr.Index},
 		}
 	}
+	// perr's text names the operation and the fix.
 	if perr.Index < 0 {
-		return invalidParams("patch: %v: send an array of RFC 6902 operations; nothing was changed", err)
+		return invalidParams("patch: %v; nothing was changed", err)
 	}
-	e := invalidParams("patch: operation %d: %v: fix that operation; nothing was changed", perr.Index, err)
+	e := invalidParams("patch: %v; nothing was changed", err)
 	e.Data = map[string]any{"field": "patch", "index": perr.Index}
 	return e
 }
