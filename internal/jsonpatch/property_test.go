@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -70,6 +71,7 @@ func mutateOnce(r *rand.Rand, v any) any {
 		for k := range m {
 			keys = append(keys, k)
 		}
+		slices.Sort(keys) // map order is random; the vectors must be reproducible
 		switch op := r.IntN(4); {
 		case op == 0 || len(keys) == 0:
 			m[randomName(r)] = randomValue(r, 2)
