@@ -22,7 +22,9 @@ import (
 // keeps each channel's last applied data, applies a delta's patch only on top of the exact
 // revision it holds, and answers -32011 otherwise. Every fault of the chaos applies to
 // delta applies too, and the host rejects some deltas on purpose, so the sidecar's full
-// re-send runs. What must hold on top of TestChaos's invariants:
+// re-send runs. Half the store writes are state.patch (some behind a test operation that
+// passes or fails), whose patch the sidecar may pass on to the windows as their delta.
+// What must hold on top of TestChaos's invariants:
 //   - a delta's baseRevision is the revision of the channel's last apply the sidecar
 //     counted (answered with a result, in time), in the same epoch, and below its
 //     revision; a delta never goes to a channel that did not opt in;
@@ -271,6 +273,27 @@ func (h *chaosHost) applyDeltaLocked(cc *chaosChan, epoch string, rev, base uint
 	return string(out), nil
 }
 
+// storePatchLocked is a store write as state.patch (deltas on): the same change as the
+// state.set it replaces, as replace operations, now and then behind a test operation
+// that passes, or (unless final) one that fails: the compare-and-set that loses, -32005.
+func (h *chaosHost) storePatchLocked(tp *chaosTopic, final bool, counts, changed []int) []map[string]any {
+	var ops []map[string]any
+	switch h.driver.IntN(8) {
+	case 0:
+		i := h.driver.IntN(deltaKeys)
+		ops = append(ops, map[string]any{"op": "test", "path": "/" + deltaKey(i) + "/n", "value": tp.storeCounts[tp.rev][i]})
+	case 1:
+		if !final {
+			ops = append(ops, map[string]any{"op": "test", "path": "/" + deltaKey(h.driver.IntN(deltaKeys)) + "/n", "value": -1})
+		}
+	}
+	ops = append(ops, map[string]any{"op": "replace", "path": "/write", "value": h.nextWrite})
+	for _, i := range changed {
+		ops = append(ops, map[string]any{"op": "replace", "path": "/" + deltaKey(i) + "/n", "value": counts[i]})
+	}
+	return ops
+}
+
 func deltaRejected(reason, local, msg string) error {
 	data := map[string]string{"reason": reason}
 	if local != "" {
@@ -305,11 +328,11 @@ func (h *chaosHost) reportDeltas(b *strings.Builder) {
 	if n := h.counts["delta data bytes"]; n > 0 {
 		ratio = float64(h.counts["delta patch bytes"]) / float64(n)
 	}
-	fmt.Fprintf(b, "\n  applies: %d deltas, %d full; deltas rejected -32011: %d (%d on purpose, %d base mismatch, %d patch failed); %d deltas taken; patch bytes %.2fx of the data they replaced; channels: %d with deltas, %d with paths",
+	fmt.Fprintf(b, "\n  applies: %d deltas, %d full; deltas rejected -32011: %d (%d on purpose, %d base mismatch, %d patch failed); %d deltas taken; patch bytes %.2fx of the data they replaced; channels: %d with deltas, %d with paths; store writes by state.patch: %d",
 		h.counts["applies delta"], h.counts["applies full"],
 		h.counts["deltas rejected on purpose"]+h.counts["deltas rejected: base mismatch"]+h.counts["deltas rejected: patch failed"],
 		h.counts["deltas rejected on purpose"], h.counts["deltas rejected: base mismatch"], h.counts["deltas rejected: patch failed"],
-		h.counts["deltas taken"], ratio, h.counts["channels with deltas"], h.counts["channels with paths"])
+		h.counts["deltas taken"], ratio, h.counts["channels with deltas"], h.counts["channels with paths"], h.counts["store writes by state.patch"])
 	if h.counts["applies delta"] == 0 {
 		h.violationLocked("deltas on, but the sidecar sent no delta in %d applies: the run did not exercise deltas", h.counts["applies full"])
 	}

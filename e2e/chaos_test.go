@@ -491,7 +491,8 @@ func (h *chaosHost) checkDataLocked(cc *chaosChan, epoch string, rev uint64, dat
 	if !ok {
 		return // a store write whose answer the host has not read yet
 	}
-	if patched || cc.paths != nil {
+	// A store topic's data after a state.patch is the sidecar's encoding, not the host's.
+	if patched || cc.paths != nil || (h.deltas && cc.topic.source == "store") {
 		if !sameJSON([]byte(data), []byte(want)) {
 			h.violationLocked("apply %s revision %d epoch %q (patched: %v, paths %v): data %.300s, want %.300s", cc.name, rev, epoch, patched, cc.paths, data, want)
 		}
@@ -1056,24 +1057,30 @@ func (h *chaosHost) write(tp *chaosTopic, final bool) {
 	data := params["data"].(json.RawMessage)
 	counts := params["counts"]
 	delete(params, "counts") // the host's own, not sent
+	method := "state.set"
+	if _, ok := params["patch"]; ok {
+		method = "state.patch" // data is what the patch must make of the topic's data
+		delete(params, "data")
+		h.counts["store writes by state.patch"]++
+	}
 	h.counts["store writes"]++
 	h.mu.Unlock()
 	var res struct {
 		Revision string `json:"revision"`
 	}
-	err := h.c.Call(h.ctx(), "state.set", params, &res)
+	err := h.c.Call(h.ctx(), method, params, &res)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
 		h.counts["store writes refused"]++
 		if rpcCode(err) != -32005 || final {
-			h.violationLocked("state.set %s (final: %v): %v, want success or, unless final, -32005 (revision conflict)", tp.name, final, err)
+			h.violationLocked("%s %s (final: %v): %v, want success or, unless final, -32005 (revision conflict)", method, tp.name, final, err)
 		}
 		return
 	}
 	rev, perr := strconv.ParseUint(res.Revision, 10, 64)
 	if perr != nil || rev <= tp.rev {
-		h.violationLocked("state.set %s answered revision %q after %d: want a strictly greater revision", tp.name, res.Revision, tp.rev)
+		h.violationLocked("%s %s answered revision %q after %d: want a strictly greater revision", method, tp.name, res.Revision, tp.rev)
 		return
 	}
 	tp.rev = rev
@@ -1097,11 +1104,17 @@ func (h *chaosHost) writeParamsLocked(tp *chaosTopic, final bool) map[string]any
 		// note of them, taken out before sending).
 		counts := make([]int, deltaKeys)
 		copy(counts, tp.storeCounts[tp.rev])
+		var changed []int
 		for range 1 + h.driver.IntN(2) {
-			counts[h.driver.IntN(deltaKeys)]++
+			i := h.driver.IntN(deltaKeys)
+			counts[i]++
+			changed = append(changed, i)
 		}
 		data = chaosDeltaDoc(map[string]any{"topic": tp.name, "write": h.nextWrite}, counts)
 		params["counts"] = counts
+		if tp.rev > 0 && h.driver.IntN(2) == 0 {
+			params["patch"] = h.storePatchLocked(tp, final, counts, changed)
+		}
 	}
 	params["data"] = json.RawMessage(data)
 	switch h.driver.IntN(10) {
