@@ -17,6 +17,7 @@ import (
 // that lacks it answers state.patch with -32601 naming the store; the memory and file
 // stores have it.
 type StoreUpdater interface {
+	// BeginUpdate keeps the data update returns without copying it.
 	BeginUpdate(topic string, expected *engine.Revision, update func(current engine.Snapshot) (json.RawMessage, error)) (wait func() (engine.Revision, error), err error)
 }
 
