@@ -1092,7 +1092,8 @@ func (h *chaosHost) write(tp *chaosTopic, final bool) {
 }
 
 // writeParamsLocked draws a state.set: a blind write, a compare-and-set that wins, or
-// one that loses (-32005). A final write never loses: a lost one invalidates nothing, so
+// one that loses (-32005); with deltas on, half the time the same change goes as a
+// state.patch (params["patch"], see storePatchLocked). A final write never loses: a lost one invalidates nothing, so
 // a channel whose last apply failed during the chaos would never hear of the final
 // revision (the engine retries a failed apply on the next event, not by itself).
 func (h *chaosHost) writeParamsLocked(tp *chaosTopic, final bool) map[string]any {
