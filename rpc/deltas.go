@@ -220,6 +220,10 @@ func (h *history) derive(key derivedKey, compute func() (json.RawMessage, error)
 	})
 	if computed {
 		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.derived[key] != e {
+			return e.out, e.err // dropped while it was computed: it counts no more
+		}
 		h.dbytes += len(e.out)
 		for h.dbytes > h.limit && len(h.dorder) > 1 {
 			old := h.dorder[0]
@@ -229,7 +233,6 @@ func (h *history) derive(key derivedKey, compute func() (json.RawMessage, error)
 			}
 			delete(h.derived, old)
 		}
-		h.mu.Unlock()
 	}
 	return e.out, e.err
 }
@@ -439,4 +442,14 @@ func countersOf(ch *channel, c engine.Counters) counters {
 		out.Deltas, out.DeltaRejections = d.deltas.Load(), d.rejections.Load()
 	}
 	return out
+}
+
+// topicHistory returns the history of the open topic name, nil when it has none.
+func (s *Server) topicHistory(name string) *history {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.topics[name]; t != nil {
+		return t.hist
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/state-sync/state-sync/engine"
 	"github.com/state-sync/state-sync/store"
 )
 
@@ -348,4 +349,40 @@ func TestStatePatchIsDurableInTheFileStore(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, "2", snapshot.Revision)
 	requireSameJSON(t, json.RawMessage(`{"n":2}`), snapshot.Data)
+}
+
+// The history holds at most its bound of data, dropping the oldest revisions first, and
+// its cache of patches and projections at most the same again.
+func TestTheHistoryIsBoundedInBytes(t *testing.T) {
+	h := newHistory(1000)
+	data := func(i int) engine.Snapshot {
+		return engine.Snapshot{Revision: engine.Revision(fmt.Sprint(i)), Epoch: "e", Data: json.RawMessage(fmt.Sprintf(`{"v":%d,"pad":%q}`, i, strings.Repeat("p", 280)))}
+	}
+	for i := 1; i <= 10; i++ {
+		require.True(t, h.remember(data(i)))
+		require.LessOrEqual(t, h.bytes, 1000)
+	}
+	require.Nil(t, h.get(revKey{"e", "1"}), "the oldest went first")
+	require.NotNil(t, h.get(revKey{"e", "10"}))
+	require.NotNil(t, h.get(revKey{"e", "8"}))
+
+	for i := 9; i >= 1; i-- {
+		_, _ = h.patch(deltaOptions{}, "e", engine.Revision(fmt.Sprint(i)), "10", data(10).Data)
+	}
+	require.EqualValues(t, 2, h.diffs.Load(), "from the bases still held: 8 and 9")
+	big := json.RawMessage(`[{"op":"add","path":"/x","value":"` + strings.Repeat("y", 400) + `"}]`)
+	for i := 20; i < 25; i++ {
+		h.seed("e", engine.Revision(fmt.Sprint(i)), engine.Revision(fmt.Sprint(i+1)), big)
+		require.LessOrEqual(t, h.dbytes, 1000)
+	}
+	require.Positive(t, h.dbytes)
+	require.False(t, h.remember(engine.Snapshot{Revision: "11", Epoch: "e", Data: json.RawMessage(`"` + strings.Repeat("x", 1001) + `"`)}), "data over the bound is never kept")
+
+	// Two different data under one revision: neither is a base or a target any more.
+	require.True(t, h.remember(data(12)))
+	other := data(12)
+	other.Data = json.RawMessage(`{"v":"other"}`)
+	require.False(t, h.remember(other))
+	require.False(t, h.remember(data(12)))
+	require.Nil(t, h.get(revKey{"e", "12"}))
 }
