@@ -53,7 +53,7 @@ func chaosDeltasFromEnv() bool {
 // deltas reach the same final state as full applies (task soak runs it long, as
 // CHAOS_DELTAS=1 TestChaos).
 func TestChaosDeltas(t *testing.T) {
-	runChaos(t, chaos.SettingsFromEnv(t, 1500, 10, 8*time.Second), true)
+	runChaos(t, chaos.SettingsFromEnv(t, 1200, 10, 6*time.Second), true)
 }
 
 // deltaPad is the part of a key's value that never changes: it makes the data large
