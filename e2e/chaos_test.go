@@ -164,9 +164,11 @@ type chaosHost struct {
 	settings chaos.Settings
 	plain    bool // CHAOS_PLAIN: the binary built without -race
 	deltas   bool // CHAOS_DELTAS, TestChaosDeltas: channels open with deltas and paths
-	driver   *rand.Rand
-	healed   atomic.Bool
-	c        *sidecar.Client
+	// historyBytes is the --delta-history-bytes the run drew (0: the default).
+	historyBytes int
+	driver       *rand.Rand
+	healed       atomic.Bool
+	c            *sidecar.Client
 
 	calls sync.WaitGroup // requests the driver made on other goroutines
 	bus   sync.WaitGroup // delayed invalidations
@@ -222,9 +224,13 @@ func (h *chaosHost) start() {
 	if h.plain {
 		path = plainBinary(h.t) // no -race: the memory figures are the ones users get
 	}
+	args := []string{"--call-timeout", chaosCallTimeout.String(), "--max-channels", strconv.Itoa(chaosMaxChannels)}
+	if h.deltas {
+		args = append(args, h.deltaArgs(path)...)
+	}
 	c, err := sidecar.Start(context.Background(), sidecar.Options{
 		Path:    path,
-		Args:    []string{"--call-timeout", chaosCallTimeout.String(), "--max-channels", strconv.Itoa(chaosMaxChannels)},
+		Args:    args,
 		Handler: h, Stderr: os.Stderr, Record: chaosRecorder{h},
 	})
 	require.NoError(h.t, err)
@@ -244,8 +250,8 @@ func (h *chaosHost) start() {
 	}
 	require.NoError(h.t, c.Call(h.ctx(), "initialize", map[string]any{"protocolVersion": "1", "client": map[string]string{"name": "chaos"}}, &init))
 	require.Equal(h.t, "1", init.ProtocolVersion)
-	if h.deltas && (len(init.Capabilities.Deltas) == 0 || string(init.Capabilities.Deltas) == "null") {
-		h.t.Skip("deltas on, but this sidecar's initialize has no capabilities.deltas (issue 15 not in this build): a channel.open with options.deltas would be refused")
+	if h.deltas {
+		h.checkDeltaCapability(init.Capabilities.Deltas)
 	}
 }
 
