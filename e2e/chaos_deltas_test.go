@@ -25,6 +25,7 @@ import (
 // delta applies too, and the host rejects some deltas on purpose, so the sidecar's full
 // re-send runs. Half the store writes are state.patch (some behind a test operation that
 // passes or fails), whose patch the sidecar may pass on to the windows as their delta.
+// Half the runs give the sidecar a small history, so bases fall out of it.
 // What must hold on top of TestChaos's invariants:
 //   - a delta's baseRevision is the revision of the channel's last apply the sidecar
 //     counted (answered with a result, in time), in the same epoch, and below its
