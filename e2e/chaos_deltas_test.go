@@ -34,7 +34,8 @@ import (
 //     revision unless the sidecar had given up on the call;
 //   - the patch applies to what the host holds at baseRevision and gives exactly the
 //     data of its revision (canonical JSON), or its projection for a paths channel;
-//   - at the end every open channel holds its topic's final data, or its projection;
+//   - at the end every open channel holds its topic's final data, or its projection, and
+//     its channel.status counts the deltas it took and the -32011 answers it gave;
 //   - deltas were really sent: a run with none fails.
 //
 // The data of a topic is a document of tens of keys in which a revision changes one, so
@@ -358,6 +359,65 @@ func (h *chaosHost) checkFinalDataLocked(open []*chaosChan) {
 	}
 }
 
+// checkDeltaCounters: channel.status of every open channel counts the deltas the window
+// took and the -32011 answers, as the frames show them. The latest apply of a channel is
+// not settled yet (that happens when the next one comes): judge it as it stands, and ask
+// again (bounded) while the sidecar may not have read its answer.
+func (h *chaosHost) checkDeltaCounters() {
+	h.mu.Lock()
+	var open []*chaosChan
+	for _, cc := range h.order {
+		if cc.state == "open" {
+			open = append(open, cc)
+		}
+	}
+	h.mu.Unlock()
+	type counters struct {
+		Deltas          int `json:"deltas"`
+		DeltaRejections int `json:"deltaRejections"`
+	}
+	want := func(cc *chaosChan) counters {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		c := counters{cc.deltasCounted, cc.rejections}
+		if rec := cc.unsettled; rec != nil && rec.answered && !rec.timedOut && !rec.cancelled {
+			switch {
+			case rec.ok && rec.delta:
+				c.Deltas++
+			case rec.code == -32011:
+				c.DeltaRejections++
+			}
+		}
+		return c
+	}
+	for _, cc := range open {
+		var st struct {
+			Counters counters `json:"counters"`
+		}
+		deadline := time.Now().Add(chaosWaitBound)
+		for tries := 0; ; tries++ {
+			if err := h.c.Call(h.ctx(), "channel.status", map[string]any{"channel": cc.name}, &st); err != nil {
+				h.violation("channel.status %s: %v", cc.name, err)
+				break
+			}
+			if st.Counters == want(cc) || time.Now().After(deadline) {
+				break
+			}
+			if tries >= 20 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		w := want(cc)
+		h.mu.Lock()
+		h.counts["status deltas"] += w.Deltas
+		h.counts["status rejections"] += w.DeltaRejections
+		h.mu.Unlock()
+		if st.Counters != w {
+			h.violation("channel.status %s: counters deltas %d, deltaRejections %d; the frames show %d deltas taken and %d -32011 answers read in time", cc.name, st.Counters.Deltas, st.Counters.DeltaRejections, w.Deltas, w.DeltaRejections)
+		}
+	}
+}
+
 // reportDeltas prints the delta counts, and fails a deltas run in which none was sent.
 func (h *chaosHost) reportDeltas(b *strings.Builder) {
 	if !h.deltas {
@@ -372,11 +432,11 @@ func (h *chaosHost) reportDeltas(b *strings.Builder) {
 	if h.historyBytes > 0 {
 		history = strconv.Itoa(h.historyBytes) + " bytes"
 	}
-	fmt.Fprintf(b, "\n  delta history: %s; applies: %d deltas, %d full; deltas rejected -32011: %d (%d on purpose, %d base mismatch, %d patch failed); %d deltas taken; patch bytes %.2fx of the data they replaced; channels: %d with deltas, %d with paths; store writes by state.patch: %d",
+	fmt.Fprintf(b, "\n  delta history: %s; applies: %d deltas, %d full; deltas rejected -32011: %d (%d on purpose, %d base mismatch, %d patch failed); %d deltas taken; patch bytes %.2fx of the data they replaced; channels: %d with deltas, %d with paths; store writes by state.patch: %d; channel.status of the channels open at the end checked for %d deltas and %d rejections",
 		history, h.counts["applies delta"], h.counts["applies full"],
 		h.counts["deltas rejected on purpose"]+h.counts["deltas rejected: base mismatch"]+h.counts["deltas rejected: patch failed"],
 		h.counts["deltas rejected on purpose"], h.counts["deltas rejected: base mismatch"], h.counts["deltas rejected: patch failed"],
-		h.counts["deltas taken"], ratio, h.counts["channels with deltas"], h.counts["channels with paths"], h.counts["store writes by state.patch"])
+		h.counts["deltas taken"], ratio, h.counts["channels with deltas"], h.counts["channels with paths"], h.counts["store writes by state.patch"], h.counts["status deltas"], h.counts["status rejections"])
 	if h.counts["applies delta"] == 0 {
 		h.violationLocked("deltas on, but the sidecar sent no delta in %d applies: the run did not exercise deltas", h.counts["applies full"])
 	}

@@ -76,6 +76,9 @@ func runChaos(t *testing.T, settings chaos.Settings, deltas bool) {
 	h.run(settings.Events-settings.Events/10, settings.Duration)
 	h.quiesce()
 	h.converge()
+	if deltas {
+		h.checkDeltaCounters()
+	}
 	h.checkFetchBound()
 	h.closeAll()
 	endRSS := h.rss()
@@ -141,6 +144,9 @@ type chaosChan struct {
 	// rejected is its last apply answered -32011, until the next apply is read: that one
 	// must carry full data.
 	rejected *chaosApplyRec
+	// The settled applies that were deltas and counted, and -32011 answers the sidecar
+	// read in time: what channel.status must count (deltas, deltaRejections).
+	deltasCounted, rejections int
 }
 
 // chaosApplyRec is one apply request as it crossed the pipes.
@@ -149,6 +155,7 @@ type chaosApplyRec struct {
 	cc       *chaosChan
 	epoch    string
 	rev      uint64
+	delta    bool  // it carried a patch
 	answered bool  // the host wrote its answer
 	ok       bool  // and it was a result
 	code     int64 // or this error code
@@ -521,6 +528,9 @@ func (h *chaosHost) settleLocked(cc *chaosChan) {
 	cc.unsettled = nil
 	cc.lastCounted = false
 	delete(h.applyIDs, rec.id)
+	if rec.answered && rec.code == -32011 && !rec.timedOut && !rec.cancelled {
+		cc.rejections++
+	}
 	if !rec.answered && !rec.timedOut && !rec.cancelled {
 		h.violationLocked("%s: apply of revision %d was neither answered, nor reported timed out, nor cancelled by its channel's close when the next one came or the sidecar exited: two applies in flight, or one lost", cc.name, rec.rev)
 		return
@@ -532,6 +542,9 @@ func (h *chaosHost) settleLocked(cc *chaosChan) {
 		h.violationLocked("%s (%s): applied revision %d after %d in epoch %q: want strictly increasing", cc.name, cc.topic.name, rec.rev, cc.settledRev, rec.epoch)
 	}
 	cc.settled, cc.settledEpoch, cc.settledRev, cc.lastCounted = true, rec.epoch, rec.rev, true
+	if rec.delta {
+		cc.deltasCounted++
+	}
 	h.counts["applies counted"]++
 }
 
@@ -635,7 +648,7 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 		h.settleLocked(cc)
 		rev, _ := strconv.ParseUint(msg.Params.Revision, 10, 64)
 		h.checkDeltaOrderLocked(cc, rev, msg.Params.Epoch, msg.Params.BaseRevision, msg.Params.Patch != nil)
-		rec := &chaosApplyRec{id: string(msg.ID), cc: cc, epoch: msg.Params.Epoch, rev: rev}
+		rec := &chaosApplyRec{id: string(msg.ID), cc: cc, epoch: msg.Params.Epoch, rev: rev, delta: msg.Params.Patch != nil}
 		cc.unsettled = rec
 		h.applyIDs[rec.id] = rec
 	case dir == "->" && msg.Method == "" && len(msg.ID) > 0:
