@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/state-sync/state-sync/internal/chaos"
+	"github.com/state-sync/state-sync/sidecar"
 )
 
 // The chaos host's own rules, checked without a sidecar: frames are fed to its recorder
@@ -123,4 +126,154 @@ func TestChaosHarnessFinalStoreWriteWins(t *testing.T) {
 		}
 	}
 	require.Positive(t, lost, "the chaos writes no compare-and-set that loses any more")
+}
+
+func harnessFrame(id, rev int, epoch, body string) string {
+	return `<- {"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"apply","params":{"channel":"c1","topic":"host-0","revision":"` + strconv.Itoa(rev) + `","epoch":"` + epoch + `",` + body + `}}`
+}
+
+func harnessFull(id, rev int) string { return harnessFrame(id, rev, "e0", `"data":{}`) }
+
+func harnessDelta(id, rev, base int) string {
+	return harnessFrame(id, rev, "e0", `"baseRevision":"`+strconv.Itoa(base)+`","patch":[]`)
+}
+
+func harnessOK(id int) string {
+	return `-> {"id":` + strconv.Itoa(id) + `,"result":{},"jsonrpc":"2.0"}`
+}
+
+func harnessErr(id int, code int) string {
+	return `-> {"id":` + strconv.Itoa(id) + `,"error":{"code":` + strconv.Itoa(code) + `,"message":"chaos"},"jsonrpc":"2.0"}`
+}
+
+// TestChaosHarnessDeltaOrder: the rules a delta apply is judged by in frame order
+// (docs/protocol.md, "When an apply carries a patch" and -32011).
+func TestChaosHarnessDeltaOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lines     []string
+		violation string // a substring of the one violation; "": none
+	}{
+		{
+			name:  "a delta from the last apply that counted",
+			lines: []string{harnessFull(1, 3), harnessOK(1), harnessDelta(2, 4, 3), harnessOK(2), harnessDelta(3, 6, 4), harnessOK(3)},
+		},
+		{
+			name:  "rejected, then the same revision in full",
+			lines: []string{harnessFull(1, 3), harnessOK(1), harnessDelta(2, 4, 3), harnessErr(2, -32011), harnessFull(3, 4), harnessOK(3)},
+		},
+		{
+			name:      "the first apply is a delta",
+			lines:     []string{harnessDelta(1, 4, 3), harnessOK(1)},
+			violation: "the channel's previous apply did not count",
+		},
+		{
+			name:      "a delta after a failed apply",
+			lines:     []string{harnessFull(1, 3), harnessOK(1), harnessFull(2, 4), harnessErr(2, -32051), harnessDelta(3, 5, 3), harnessOK(3)},
+			violation: "the channel's previous apply did not count",
+		},
+		{
+			name:      "a delta from a revision the window never applied",
+			lines:     []string{harnessFull(1, 3), harnessOK(1), harnessDelta(2, 5, 4), harnessOK(2)},
+			violation: `from baseRevision "4" (epoch "e0"), but the last apply the sidecar counted is revision 3`,
+		},
+		{
+			name:      "a delta across an epoch change",
+			lines:     []string{harnessFull(1, 3), harnessOK(1), harnessFrame(2, 4, "e1", `"baseRevision":"3","patch":[]`), harnessOK(2)},
+			violation: `(epoch "e1"), but the last apply the sidecar counted is revision 3 of epoch "e0"`,
+		},
+		{
+			name:      "a delta again after -32011",
+			lines:     []string{harnessFull(1, 3), harnessOK(1), harnessDelta(2, 4, 3), harnessErr(2, -32011), harnessDelta(3, 4, 3), harnessOK(3)},
+			violation: "right after the window answered -32011 to revision 4",
+		},
+		{
+			name:      "another revision in full after -32011",
+			lines:     []string{harnessFull(1, 3), harnessOK(1), harnessDelta(2, 4, 3), harnessErr(2, -32011), harnessFull(3, 5), harnessOK(3)},
+			violation: "want the same revision again in full, at once",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := newHarnessHost(t)
+			h.feed(t, tc.lines...)
+			violations := h.settleAtExit()
+			if tc.violation == "" {
+				require.Empty(t, violations)
+				return
+			}
+			require.Len(t, violations, 1, "%v", violations)
+			require.Contains(t, violations[0], tc.violation)
+		})
+	}
+}
+
+// TestChaosHarnessDeltaApply: the host, as a window, applies a patch only on top of the
+// revision it holds, and answers -32011 otherwise.
+func TestChaosHarnessDeltaApply(t *testing.T) {
+	h, cc := newHarnessHost(t)
+	h.deltas, cc.deltasOn = true, true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cc.hasLast, cc.lastEpoch, cc.lastRev, cc.lastData = true, "e0", 3, chaosRevDoc("host-0", "e0", 3)
+
+	_, err := h.applyDeltaLocked(cc, "e0", 5, 4, []byte(`[]`))
+	var rpcErr *sidecar.RPCError
+	require.ErrorAs(t, err, &rpcErr)
+	require.Equal(t, int64(-32011), rpcErr.Code)
+	require.JSONEq(t, `{"reason":"baseMismatch","localRevision":"3"}`, string(rpcErr.Data))
+
+	_, err = h.applyDeltaLocked(cc, "e1", 4, 3, []byte(`[]`))
+	require.ErrorAs(t, err, &rpcErr, "the same revision in another epoch is another state")
+
+	out, err := h.applyDeltaLocked(cc, "e0", 4, 3, []byte(`[{"op":"replace","path":"/revision","value":"4"},{"op":"replace","path":"/k04/n","value":1}]`))
+	require.NoError(t, err)
+	require.True(t, sameJSON([]byte(out), []byte(chaosRevDoc("host-0", "e0", 4))), "%s", out)
+	require.Empty(t, h.violations)
+
+	_, err = h.applyDeltaLocked(cc, "e0", 4, 3, []byte(`[{"op":"remove","path":"/nothing"}]`))
+	require.ErrorAs(t, err, &rpcErr)
+	require.JSONEq(t, `{"reason":"patchFailed","localRevision":"3"}`, string(rpcErr.Data))
+	require.Len(t, h.violations, 1, "a patch from the base the host holds must apply")
+}
+
+// TestChaosHarnessDeltaData: the chaos documents make small patches (one key changes per
+// revision), and the projection oracle follows docs/protocol.md's example.
+func TestChaosHarnessDeltaData(t *testing.T) {
+	for rev := uint64(1); rev < 3*deltaKeys; rev++ {
+		var a, b map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal([]byte(chaosRevDoc("t", "e0", rev)), &a))
+		require.NoError(t, json.Unmarshal([]byte(chaosRevDoc("t", "e0", rev+1)), &b))
+		require.Len(t, b, deltaKeys+3)
+		var changed []string
+		for k, v := range a {
+			if string(b[k]) != string(v) {
+				changed = append(changed, k)
+			}
+		}
+		require.ElementsMatch(t, []string{"revision", deltaKey(int((rev + 1) % deltaKeys))}, changed, "revision %d to %d", rev, rev+1)
+	}
+	doc := chaosRevDoc("t", "e0", 7)
+	canon, err := canonicalJSON([]byte(doc))
+	require.NoError(t, err)
+	require.Equal(t, canon, doc, "the chaos data is canonical JSON")
+
+	got, err := projectOracle(`{"settings":{"theme":"dark","font":"mono"},"items":[{"id":1}],"count":3}`, []string{"/settings/theme", "/items/0/id", "/missing"})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"settings":{"theme":"dark"},"items":[{"id":1}]}`, got)
+	got, err = projectOracle(`[1,2]`, []string{"/0"})
+	require.NoError(t, err)
+	require.JSONEq(t, `[1,2]`, got)
+}
+
+// TestChaosHarnessNoDeltaFails: a deltas run in which the sidecar sent no delta fails.
+func TestChaosHarnessNoDeltaFails(t *testing.T) {
+	h, _ := newHarnessHost(t)
+	h.deltas = true
+	h.counts["applies full"] = 10
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	h.reportDeltas(&b)
+	require.Len(t, h.violations, 1)
+	require.Contains(t, h.violations[0], "sent no delta")
 }

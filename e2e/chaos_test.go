@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/state-sync/state-sync/internal/chaos"
-	"github.com/state-sync/state-sync/internal/jsonpatch"
 
 	"github.com/state-sync/state-sync/sidecar"
 )
@@ -56,26 +54,16 @@ import (
 //
 // CHAOS_SEED replays the host's random choices; CHAOS_EVENTS and CHAOS_DURATION scale the
 // run (whichever comes first); CHAOS_PLAIN=1 runs the binary built without -race, whose
-// memory is the one users get. task soak runs it long.
+// memory is the one users get; CHAOS_DELTAS=1 turns deltas on (see chaos_deltas_test.go,
+// and TestChaosDeltas, its short run). task soak runs it long.
 func TestChaos(t *testing.T) {
-	runChaos(t, chaos.SettingsFromEnv(t, 5000, 10, 25*time.Second), false)
-}
-
-// TestChaosWithDeltas is TestChaos with windows that take deltas (issue 15): half the
-// channels open with options.deltas, every state carries a 2 KiB part that does not
-// change (so that patches are worth sending), and the host takes a patch only on top of
-// the revision it holds for the channel, answering -32011 otherwise, as the SDK does. The
-// invariants are TestChaos's: the same final state, no violation.
-func TestChaosWithDeltas(t *testing.T) {
-	runChaos(t, chaos.SettingsFromEnv(t, 3000, 10, 15*time.Second), true)
+	runChaos(t, chaos.SettingsFromEnv(t, 5000, 10, 25*time.Second), chaosDeltasFromEnv())
 }
 
 func runChaos(t *testing.T, settings chaos.Settings, deltas bool) {
 	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s, deltas %v", settings.Seed, settings.Seed, settings.Events, settings.Duration, deltas)
 	h := newChaosHost(t, settings)
-	if deltas {
-		h.blob = strings.Repeat("b", 2048)
-	}
+	h.deltas = deltas
 	h.start()
 
 	// Warm-up: a tenth of the events, then every channel closed; the memory after it is
@@ -88,18 +76,15 @@ func runChaos(t *testing.T, settings chaos.Settings, deltas bool) {
 	h.run(settings.Events-settings.Events/10, settings.Duration)
 	h.quiesce()
 	h.converge()
+	if deltas {
+		h.checkDeltaCounters()
+	}
 	h.checkFetchBound()
 	h.closeAll()
 	endRSS := h.rss()
 	h.checkMemory(warmRSS, endRSS)
 	h.exit()
 	h.report(warmRSS, endRSS)
-	if deltas {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		t.Logf("deltas taken by the windows: %d; rejected for their base (-32011): %d", h.counts["deltas"], h.counts["deltas rejected (base)"])
-		require.Positive(t, h.counts["deltas"], "no apply was a delta: the run did not test them")
-	}
 }
 
 const (
@@ -124,11 +109,20 @@ type chaosTopic struct {
 	fetches   int
 	events    int
 	storeData map[uint64]string // store topics: data written at each revision
+	// storeCounts: store topics with deltas on, the keys' counts of the data written at
+	// each revision, which the next write changes by one or two.
+	storeCounts map[uint64][]int
 }
 
 type chaosChan struct {
 	name  string
 	topic *chaosTopic
+	// With deltas on: whether it opened with options.deltas, and its options.paths (nil:
+	// the whole document).
+	deltasOn bool
+	paths    []string
+	// guarded by chaosHost.mu: the last projection the host computed, and of what.
+	projOf, proj string
 
 	// guarded by chaosHost.mu
 	state  string        // opening, open, failed, closing, closed
@@ -146,16 +140,26 @@ type chaosChan struct {
 	settled      bool
 	settledEpoch string
 	settledRev   uint64
+	lastCounted  bool // the latest apply settled counted (a failed one makes the next full)
+	// rejected is its last apply answered -32011, until the next apply is read: that one
+	// must carry full data.
+	rejected *chaosApplyRec
+	// The settled applies that were deltas and counted, and -32011 answers the sidecar
+	// read in time: what channel.status must count (deltas, deltaRejections).
+	deltasCounted, rejections int
 }
 
 // chaosApplyRec is one apply request as it crossed the pipes.
 type chaosApplyRec struct {
 	id       string
+	cc       *chaosChan
 	epoch    string
 	rev      uint64
-	answered bool // the host wrote its answer
-	ok       bool // and it was a result
-	timedOut bool // the sidecar reported it gave up on the call
+	delta    bool  // it carried a patch
+	answered bool  // the host wrote its answer
+	ok       bool  // and it was a result
+	code     int64 // or this error code
+	timedOut bool  // the sidecar reported it gave up on the call
 	// cancelled: its channel's close was answered while it was unanswered and not timed
 	// out. The close cancelled it, unreported (docs/lifecycle.md, Stop quiescence), and
 	// the host's late answer may never be written: at exit its handler's ctx ends first.
@@ -165,13 +169,13 @@ type chaosApplyRec struct {
 type chaosHost struct {
 	t        *testing.T
 	settings chaos.Settings
-	// blob, when set, is in every state and opens half the channels with deltas: see
-	// TestChaosWithDeltas.
-	blob   string
-	plain  bool // CHAOS_PLAIN: the binary built without -race
-	driver *rand.Rand
-	healed atomic.Bool
-	c      *sidecar.Client
+	plain    bool // CHAOS_PLAIN: the binary built without -race
+	deltas   bool // CHAOS_DELTAS, TestChaosDeltas: channels open with deltas and paths
+	// historyBytes is the --delta-history-bytes the run drew (0: the default).
+	historyBytes int
+	driver       *rand.Rand
+	healed       atomic.Bool
+	c            *sidecar.Client
 
 	calls sync.WaitGroup // requests the driver made on other goroutines
 	bus   sync.WaitGroup // delayed invalidations
@@ -213,7 +217,7 @@ func newChaosHost(t *testing.T, s chaos.Settings) *chaosHost {
 		changed: make(chan struct{}),
 	}
 	for i, source := range []string{"host", "host", "channel", "channel", "store", "store"} {
-		tp := &chaosTopic{name: fmt.Sprintf("%s-%d", source, i), source: source, epoch: "e0", storeData: map[uint64]string{}}
+		tp := &chaosTopic{name: fmt.Sprintf("%s-%d", source, i), source: source, epoch: "e0", storeData: map[uint64]string{}, storeCounts: map[uint64][]int{}}
 		if source != "store" {
 			tp.rev = 1
 		}
@@ -227,9 +231,13 @@ func (h *chaosHost) start() {
 	if h.plain {
 		path = plainBinary(h.t) // no -race: the memory figures are the ones users get
 	}
+	args := []string{"--call-timeout", chaosCallTimeout.String(), "--max-channels", strconv.Itoa(chaosMaxChannels)}
+	if h.deltas {
+		args = append(args, h.deltaArgs(path)...)
+	}
 	c, err := sidecar.Start(context.Background(), sidecar.Options{
 		Path:    path,
-		Args:    []string{"--call-timeout", chaosCallTimeout.String(), "--max-channels", strconv.Itoa(chaosMaxChannels)},
+		Args:    args,
 		Handler: h, Stderr: os.Stderr, Record: chaosRecorder{h},
 	})
 	require.NoError(h.t, err)
@@ -243,9 +251,15 @@ func (h *chaosHost) start() {
 	})
 	var init struct {
 		ProtocolVersion string `json:"protocolVersion"`
+		Capabilities    struct {
+			Deltas json.RawMessage `json:"deltas"`
+		} `json:"capabilities"`
 	}
 	require.NoError(h.t, c.Call(h.ctx(), "initialize", map[string]any{"protocolVersion": "1", "client": map[string]string{"name": "chaos"}}, &init))
 	require.Equal(h.t, "1", init.ProtocolVersion)
+	if h.deltas {
+		h.checkDeltaCapability(init.Capabilities.Deltas)
+	}
 }
 
 func (h *chaosHost) ctx() context.Context {
@@ -272,21 +286,8 @@ func (h *chaosHost) signalLocked() {
 	h.changed = make(chan struct{})
 }
 
-func chaosData(topic, epoch string, rev uint64, blob string) string {
-	if blob != "" {
-		return fmt.Sprintf(`{"topic":%q,"epoch":%q,"revision":"%d","blob":%q}`, topic, epoch, rev, blob)
-	}
+func chaosData(topic, epoch string, rev uint64) string {
 	return fmt.Sprintf(`{"topic":%q,"epoch":%q,"revision":"%d"}`, topic, epoch, rev)
-}
-
-// sameJSON reports whether a and b are the same JSON value (a window that applied a
-// patch holds the value, not the bytes, it was sent before).
-func sameJSON(a, b string) bool {
-	if a == b {
-		return true
-	}
-	var va, vb any
-	return json.Unmarshal([]byte(a), &va) == nil && json.Unmarshal([]byte(b), &vb) == nil && reflect.DeepEqual(va, vb)
 }
 
 func (h *chaosHost) pickLocked(kinds []string, weights []int) string {
@@ -384,7 +385,11 @@ func (h *chaosHost) getSnapshot(ctx context.Context, raw json.RawMessage) (any, 
 	case "malformed":
 		return map[string]any{"revision": "007", "data": "garbage"}, nil
 	}
-	return map[string]any{"revision": strconv.FormatUint(rev, 10), "epoch": epoch, "data": json.RawMessage(chaosData(tp.name, epoch, rev, h.blob))}, nil
+	data := chaosData(tp.name, epoch, rev)
+	if h.deltas {
+		data = chaosRevDoc(tp.name, epoch, rev)
+	}
+	return map[string]any{"revision": strconv.FormatUint(rev, 10), "epoch": epoch, "data": json.RawMessage(data)}, nil
 }
 
 func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error) {
@@ -394,36 +399,19 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 		Revision     string          `json:"revision"`
 		Epoch        string          `json:"epoch"`
 		Data         json.RawMessage `json:"data"`
-		BaseRevision *string         `json:"baseRevision"`
-		Patch        json.RawMessage `json:"patch"`
+		BaseRevision string          `json:"baseRevision"`
+		Patch        json.RawMessage `json:"patch"` // a delta (chaos_deltas_test.go)
 	}
 	if err := json.Unmarshal(raw, &p); err != nil {
 		h.violation("apply params %s: %v", raw, err)
 		return nil, err
 	}
 	rev, err := strconv.ParseUint(p.Revision, 10, 64)
+	delta := p.Patch != nil
+	var base uint64
+	badDelta := false
 	h.mu.Lock()
 	cc := h.chans[p.Channel]
-	if p.BaseRevision != nil && cc != nil && err == nil {
-		// A delta: taken only on top of the revision this window holds, as the SDK does.
-		if !cc.hasLast || cc.lastEpoch != p.Epoch || strconv.FormatUint(cc.lastRev, 10) != *p.BaseRevision {
-			h.counts["deltas rejected (base)"]++
-			h.mu.Unlock()
-			return nil, &sidecar.RPCError{Code: -32011, Message: "delta rejected: base mismatch", Data: json.RawMessage(`{"reason":"baseMismatch"}`)}
-		}
-		ops, perr := jsonpatch.DecodePatch(p.Patch)
-		var next []byte
-		if perr == nil {
-			next, perr = jsonpatch.Apply([]byte(cc.lastData), ops)
-		}
-		if perr != nil {
-			h.violationLocked("apply %s revision %d: its patch from %s does not apply to the data the window holds: %v", p.Channel, rev, *p.BaseRevision, perr)
-			h.mu.Unlock()
-			return nil, &sidecar.RPCError{Code: -32011, Message: "delta rejected: patch failed", Data: json.RawMessage(`{"reason":"patchFailed"}`)}
-		}
-		p.Data = next
-		h.counts["deltas"]++
-	}
 	switch {
 	case err != nil:
 		h.violationLocked("apply %s: revision %q: %v", p.Channel, p.Revision, err)
@@ -431,22 +419,24 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 		h.violationLocked("apply for channel %q, which the host never opened", p.Channel)
 	case cc.topic.name != p.Topic:
 		h.violationLocked("apply for %s names topic %q, want %q", p.Channel, p.Topic, cc.topic.name)
-	case cc.topic.source == "store":
-		var d struct {
-			Topic string `json:"topic"`
-		}
-		if json.Unmarshal(p.Data, &d) != nil || d.Topic != cc.topic.name {
-			h.violationLocked("apply %s revision %d: data %s is not a write of topic %s", p.Channel, rev, p.Data, cc.topic.name)
-		}
-		if want, ok := cc.topic.storeData[rev]; ok && !sameJSON(want, string(p.Data)) {
-			h.violationLocked("apply %s revision %d: data %s, but state.set wrote %s at that revision", p.Channel, rev, p.Data, want)
+	case delta:
+		var berr error
+		base, berr = strconv.ParseUint(p.BaseRevision, 10, 64)
+		switch {
+		case !cc.deltasOn:
+			h.violationLocked("apply %s revision %d: a delta, but the channel did not open with options.deltas", p.Channel, rev)
+			badDelta = true
+		case berr != nil || base >= rev:
+			h.violationLocked("apply %s revision %d: baseRevision %q, want a revision below it", p.Channel, rev, p.BaseRevision)
+			badDelta = true
+		case p.Data != nil:
+			h.violationLocked("apply %s revision %d: both data and patch", p.Channel, rev)
+			badDelta = true
 		}
 	default:
-		if want := chaosData(cc.topic.name, p.Epoch, rev, h.blob); !sameJSON(string(p.Data), want) {
-			h.violationLocked("apply %s revision %d epoch %q: data %s, want %s", p.Channel, rev, p.Epoch, p.Data, want)
-		}
+		h.checkDataLocked(cc, p.Epoch, rev, string(p.Data), false)
 	}
-	if cc == nil || err != nil {
+	if cc == nil || err != nil || badDelta {
 		h.mu.Unlock()
 		return nil, &sidecar.RPCError{Code: -32602, Message: "unexpected apply"}
 	}
@@ -454,6 +444,17 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 	delay := time.Duration(h.faultRand.IntN(5)+1) * time.Millisecond
 	if fault != "ok" {
 		h.faults["apply "+fault]++
+	}
+	if delta {
+		h.counts["applies delta"]++
+		if fault == "ok" && !h.healed.Load() && h.faultRand.IntN(deltaRejectOneInN) == 0 {
+			// The re-send path, on purpose: the sidecar must send this revision in full.
+			h.counts["deltas rejected on purpose"]++
+			h.mu.Unlock()
+			return nil, deltaRejected("baseMismatch", "", "chaos: delta rejected on purpose")
+		}
+	} else {
+		h.counts["applies full"]++
 	}
 	h.mu.Unlock()
 
@@ -469,10 +470,50 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	cc.hasLast, cc.lastEpoch, cc.lastRev, cc.lastData = true, p.Epoch, rev, string(p.Data)
+	data := string(p.Data)
+	if delta {
+		// Under the lock, on what the window holds now: a slow apply of this channel the
+		// sidecar gave up on may have landed since the delta was sent.
+		if data, err = h.applyDeltaLocked(cc, p.Epoch, rev, base, p.Patch); err != nil {
+			return nil, err
+		}
+		h.checkDataLocked(cc, p.Epoch, rev, data, true)
+		h.counts["deltas taken"]++
+		h.counts["delta patch bytes"] += len(p.Patch)
+		h.counts["delta data bytes"] += len(data)
+	}
+	cc.hasLast, cc.lastEpoch, cc.lastRev, cc.lastData = true, p.Epoch, rev, data
 	h.counts["applies acknowledged"]++
 	h.signalLocked()
 	return map[string]bool{"ok": true}, nil
+}
+
+// checkDataLocked checks that data, which channel cc is to hold at (epoch, rev), is its
+// topic's data there (or its projection): byte for byte when the sidecar passes it on
+// whole, as canonical JSON when it built it (a patch the host applied, a projection).
+func (h *chaosHost) checkDataLocked(cc *chaosChan, epoch string, rev uint64, data string, patched bool) {
+	if cc.topic.source == "store" && cc.paths == nil {
+		var d struct {
+			Topic string `json:"topic"`
+		}
+		if json.Unmarshal([]byte(data), &d) != nil || d.Topic != cc.topic.name {
+			h.violationLocked("apply %s revision %d: data %.300s is not a write of topic %s", cc.name, rev, data, cc.topic.name)
+		}
+	}
+	want, ok := h.wantDataLocked(cc, epoch, rev)
+	if !ok {
+		return // a store write whose answer the host has not read yet
+	}
+	// A store topic's data after a state.patch is the sidecar's encoding, not the host's.
+	if patched || cc.paths != nil || (h.deltas && cc.topic.source == "store") {
+		if !sameJSON([]byte(data), []byte(want)) {
+			h.violationLocked("apply %s revision %d epoch %q (patched: %v, paths %v): data %.300s, want %.300s", cc.name, rev, epoch, patched, cc.paths, data, want)
+		}
+		return
+	}
+	if data != want {
+		h.violationLocked("apply %s revision %d epoch %q: data %.300s, want %.300s", cc.name, rev, epoch, data, want)
+	}
 }
 
 // settleLocked decides whether an apply counted for the sidecar and checks that the ones
@@ -485,7 +526,11 @@ func (h *chaosHost) settleLocked(cc *chaosChan) {
 		return
 	}
 	cc.unsettled = nil
+	cc.lastCounted = false
 	delete(h.applyIDs, rec.id)
+	if rec.answered && rec.code == -32011 && !rec.timedOut && !rec.cancelled {
+		cc.rejections++
+	}
 	if !rec.answered && !rec.timedOut && !rec.cancelled {
 		h.violationLocked("%s: apply of revision %d was neither answered, nor reported timed out, nor cancelled by its channel's close when the next one came or the sidecar exited: two applies in flight, or one lost", cc.name, rec.rev)
 		return
@@ -496,7 +541,10 @@ func (h *chaosHost) settleLocked(cc *chaosChan) {
 	if cc.settled && cc.settledEpoch == rec.epoch && rec.rev <= cc.settledRev {
 		h.violationLocked("%s (%s): applied revision %d after %d in epoch %q: want strictly increasing", cc.name, cc.topic.name, rec.rev, cc.settledRev, rec.epoch)
 	}
-	cc.settled, cc.settledEpoch, cc.settledRev = true, rec.epoch, rec.rev
+	cc.settled, cc.settledEpoch, cc.settledRev, cc.lastCounted = true, rec.epoch, rec.rev, true
+	if rec.delta {
+		cc.deltasCounted++
+	}
 	h.counts["applies counted"]++
 }
 
@@ -554,9 +602,11 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
 		Params struct {
-			Channel  string `json:"channel"`
-			Revision string `json:"revision"`
-			Epoch    string `json:"epoch"`
+			Channel      string          `json:"channel"`
+			Revision     string          `json:"revision"`
+			Epoch        string          `json:"epoch"`
+			BaseRevision string          `json:"baseRevision"`
+			Patch        json.RawMessage `json:"patch"`
 		} `json:"params"`
 		Error *struct {
 			Code int64 `json:"code"`
@@ -597,15 +647,48 @@ func (r chaosRecorder) Write(p []byte) (int, error) {
 		}
 		h.settleLocked(cc)
 		rev, _ := strconv.ParseUint(msg.Params.Revision, 10, 64)
-		rec := &chaosApplyRec{id: string(msg.ID), epoch: msg.Params.Epoch, rev: rev}
+		h.checkDeltaOrderLocked(cc, rev, msg.Params.Epoch, msg.Params.BaseRevision, msg.Params.Patch != nil)
+		rec := &chaosApplyRec{id: string(msg.ID), cc: cc, epoch: msg.Params.Epoch, rev: rev, delta: msg.Params.Patch != nil}
 		cc.unsettled = rec
 		h.applyIDs[rec.id] = rec
 	case dir == "->" && msg.Method == "" && len(msg.ID) > 0:
 		if rec := h.applyIDs[string(msg.ID)]; rec != nil { // the host's answer to an apply
 			rec.answered, rec.ok = true, msg.Error == nil
+			if msg.Error != nil {
+				rec.code = msg.Error.Code
+				if rec.code == -32011 {
+					rec.cc.rejected = rec
+				}
+			}
 		}
 	}
 	return len(p), nil
+}
+
+// checkDeltaOrderLocked judges an apply request in frame order, once the channel's
+// previous apply is settled: a delta follows an apply that counted and is from its
+// revision (docs/protocol.md: after a failed apply the next is full), and after a -32011
+// answer comes the same revision in full.
+func (h *chaosHost) checkDeltaOrderLocked(cc *chaosChan, rev uint64, epoch, baseRevision string, delta bool) {
+	if rj := cc.rejected; rj != nil {
+		cc.rejected = nil
+		switch {
+		case delta:
+			h.violationLocked("%s: a delta (revision %d) right after the window answered -32011 to revision %d: want the full data", cc.name, rev, rj.rev)
+			return // the rule below says the same
+		case !rj.timedOut && (rev != rj.rev || epoch != rj.epoch):
+			h.violationLocked("%s: after the -32011 answer to revision %d (epoch %q) the next apply is revision %d (epoch %q): want the same revision again in full, at once", cc.name, rj.rev, rj.epoch, rev, epoch)
+		}
+	}
+	if !delta {
+		return
+	}
+	switch {
+	case !cc.lastCounted:
+		h.violationLocked("%s: a delta to revision %d from baseRevision %q, but the channel's previous apply did not count (none, failed, timed out): want the full data", cc.name, rev, baseRevision)
+	case cc.settledEpoch != epoch || strconv.FormatUint(cc.settledRev, 10) != baseRevision:
+		h.violationLocked("%s: a delta to revision %d from baseRevision %q (epoch %q), but the last apply the sidecar counted is revision %d of epoch %q", cc.name, rev, baseRevision, epoch, cc.settledRev, cc.settledEpoch)
+	}
 }
 
 // call runs a request on its own goroutine (the driver never waits on the sidecar).
@@ -753,11 +836,17 @@ func (h *chaosHost) open(tp *chaosTopic) {
 	h.order = append(h.order, cc)
 	tp.fresh++
 	h.counts["channels opened"]++
-	h.mu.Unlock()
 	params := map[string]any{"channel": cc.name, "topic": tp.name, "source": tp.source}
-	if h.blob != "" && h.nextChan%2 == 0 {
-		params["options"] = map[string]any{"deltas": true}
+	if h.deltas {
+		params["options"] = h.deltaOptionsLocked(cc)
+		if cc.deltasOn {
+			h.counts["channels with deltas"]++
+		}
+		if cc.paths != nil {
+			h.counts["channels with paths"]++
+		}
 	}
+	h.mu.Unlock()
 	h.call("channel.open", params, func(_ json.RawMessage, err error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -985,42 +1074,69 @@ func (h *chaosHost) write(tp *chaosTopic, final bool) {
 	h.mu.Lock()
 	params := h.writeParamsLocked(tp, final)
 	data := params["data"].(json.RawMessage)
+	counts := params["counts"]
+	delete(params, "counts") // the host's own, not sent
+	method := "state.set"
+	if _, ok := params["patch"]; ok {
+		method = "state.patch" // data is what the patch must make of the topic's data
+		delete(params, "data")
+		h.counts["store writes by state.patch"]++
+	}
 	h.counts["store writes"]++
 	h.mu.Unlock()
 	var res struct {
 		Revision string `json:"revision"`
 	}
-	err := h.c.Call(h.ctx(), "state.set", params, &res)
+	err := h.c.Call(h.ctx(), method, params, &res)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
 		h.counts["store writes refused"]++
 		if rpcCode(err) != -32005 || final {
-			h.violationLocked("state.set %s (final: %v): %v, want success or, unless final, -32005 (revision conflict)", tp.name, final, err)
+			h.violationLocked("%s %s (final: %v): %v, want success or, unless final, -32005 (revision conflict)", method, tp.name, final, err)
 		}
 		return
 	}
 	rev, perr := strconv.ParseUint(res.Revision, 10, 64)
 	if perr != nil || rev <= tp.rev {
-		h.violationLocked("state.set %s answered revision %q after %d: want a strictly greater revision", tp.name, res.Revision, tp.rev)
+		h.violationLocked("%s %s answered revision %q after %d: want a strictly greater revision", method, tp.name, res.Revision, tp.rev)
 		return
 	}
 	tp.rev = rev
 	tp.events++
 	tp.storeData[rev] = string(data)
+	if h.deltas {
+		tp.storeCounts[rev] = counts.([]int)
+	}
 }
 
 // writeParamsLocked draws a state.set: a blind write, a compare-and-set that wins, or
-// one that loses (-32005). A final write never loses: a lost one invalidates nothing, so
+// one that loses (-32005); with deltas on, half the time the same change goes as a
+// state.patch (params["patch"], see storePatchLocked). A final write never loses: a lost one invalidates nothing, so
 // a channel whose last apply failed during the chaos would never hear of the final
 // revision (the engine retries a failed apply on the next event, not by itself).
 func (h *chaosHost) writeParamsLocked(tp *chaosTopic, final bool) map[string]any {
 	h.nextWrite++
 	data := fmt.Sprintf(`{"topic":%q,"write":%d,"pad":%q}`, tp.name, h.nextWrite, strings.Repeat("x", h.driver.IntN(512)))
-	if h.blob != "" {
-		data = data[:len(data)-1] + fmt.Sprintf(`,"blob":%q}`, h.blob)
+	params := map[string]any{"topic": tp.name}
+	if h.deltas {
+		// One or two keys of the current data change (params["counts"] is the host's
+		// note of them, taken out before sending).
+		counts := make([]int, deltaKeys)
+		copy(counts, tp.storeCounts[tp.rev])
+		var changed []int
+		for range 1 + h.driver.IntN(2) {
+			i := h.driver.IntN(deltaKeys)
+			counts[i]++
+			changed = append(changed, i)
+		}
+		data = chaosDeltaDoc(map[string]any{"topic": tp.name, "write": h.nextWrite}, counts)
+		params["counts"] = counts
+		if tp.rev > 0 && h.driver.IntN(2) == 0 {
+			params["patch"] = h.storePatchLocked(tp, final, counts, changed)
+		}
 	}
-	params := map[string]any{"topic": tp.name, "data": json.RawMessage(data)}
+	params["data"] = json.RawMessage(data)
 	switch h.driver.IntN(10) {
 	case 0, 1: // a compare-and-set that wins
 		params["expectedRevision"] = strconv.FormatUint(tp.rev, 10)
@@ -1141,13 +1257,27 @@ func (h *chaosHost) converge() {
 	}
 
 	converged := func(cc *chaosChan) bool {
-		if !cc.hasLast || cc.lastRev != cc.topic.rev {
+		if !cc.hasLast || (cc.topic.source != "store" && cc.lastEpoch != cc.topic.epoch) {
 			return false
 		}
-		if cc.topic.source == "store" {
-			return sameJSON(cc.lastData, cc.topic.storeData[cc.topic.rev])
+		if cc.paths != nil {
+			// No apply comes when the projection did not change: judge what it holds.
+			want, ok := h.wantDataLocked(cc, cc.topic.epoch, cc.topic.rev)
+			return ok && sameJSON([]byte(cc.lastData), []byte(want))
 		}
-		return cc.lastEpoch == cc.topic.epoch
+		if cc.lastRev != cc.topic.rev {
+			return false
+		}
+		return cc.topic.source != "store" || sameJSON([]byte(cc.lastData), []byte(cc.topic.storeData[cc.topic.rev]))
+	}
+	// wantLocal is the localRevision channel.list must show: what the window applied, or
+	// for a paths channel the topic's revision (docs/protocol.md: the latest revision
+	// whose projection it holds).
+	wantLocal := func(cc *chaosChan) string {
+		if cc.paths != nil {
+			return strconv.FormatUint(cc.topic.rev, 10)
+		}
+		return strconv.FormatUint(cc.lastRev, 10)
 	}
 	deadline := time.After(chaosWaitBound)
 	for {
@@ -1178,8 +1308,9 @@ func (h *chaosHost) converge() {
 	}
 
 	// channel.list agrees with what the windows applied. An apply's answer may still be
-	// on its way to the sidecar when the host recorded it, so ask again (bounded) until
-	// it agrees.
+	// on its way to the sidecar when the host recorded it, and a paths channel whose
+	// projection did not change moves on with no apply the host sees, so ask again
+	// (bounded) until it agrees.
 	type listed struct {
 		Channels []struct {
 			Channel       string `json:"channel"`
@@ -1196,17 +1327,21 @@ func (h *chaosHost) converge() {
 		}
 		for _, st := range list.Channels {
 			cc := h.chans[st.Channel]
-			if cc == nil || st.LocalRevision != strconv.FormatUint(cc.lastRev, 10) {
+			if cc == nil || st.LocalRevision != wantLocal(cc) {
 				return false
 			}
 		}
 		return true
 	}
-	for range 200 {
+	listDeadline := time.Now().Add(chaosWaitBound)
+	for tries := 0; ; tries++ {
 		list = listed{}
 		require.NoError(h.t, h.c.Call(h.ctx(), "channel.list", nil, &list))
-		if agrees() {
+		if agrees() || time.Now().After(listDeadline) {
 			break
+		}
+		if tries >= 200 {
+			time.Sleep(time.Millisecond)
 		}
 	}
 	h.mu.Lock()
@@ -1225,10 +1360,11 @@ func (h *chaosHost) converge() {
 			h.violationLocked("channel.list lists %s (%s, local %s), which the host has %s", st.Channel, st.State, st.LocalRevision, state)
 			continue
 		}
-		if st.State != "running" || st.LocalRevision != strconv.FormatUint(cc.lastRev, 10) {
-			h.violationLocked("channel.list: %s is %s at %s, the window applied %d", st.Channel, st.State, st.LocalRevision, cc.lastRev)
+		if st.State != "running" || st.LocalRevision != wantLocal(cc) {
+			h.violationLocked("channel.list: %s is %s at %s, want running at %s (the window applied %d, paths %v)", st.Channel, st.State, st.LocalRevision, wantLocal(cc), cc.lastRev, cc.paths)
 		}
 	}
+	h.checkFinalDataLocked(open)
 }
 
 func (h *chaosHost) checkFetchBound() {
@@ -1331,7 +1467,11 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 	if h.plain {
 		build = "plain, no -race"
 	}
-	fmt.Fprintf(&b, "chaos (real binary, %s) seed %d: %d events in %s", build, h.settings.Seed, h.events, h.elapsed.Round(time.Millisecond))
+	deltas := "off"
+	if h.deltas {
+		deltas = "on"
+	}
+	fmt.Fprintf(&b, "chaos (real binary, %s, deltas %s) seed %d: %d events in %s", build, deltas, h.settings.Seed, h.events, h.elapsed.Round(time.Millisecond))
 	if h.cutByTime {
 		fmt.Fprintf(&b, " (cut by CHAOS_DURATION=%s)", h.settings.Duration)
 	}
@@ -1350,12 +1490,17 @@ func (h *chaosHost) report(warmKiB, endKiB int) {
 		codes[strconv.FormatInt(c, 10)] = n
 	}
 	fmt.Fprintf(&b, "\n  error answers by code: %s", chaos.FormatCounts(codes))
+	h.reportDeltas(&b)
 	fmt.Fprintf(&b, "\n  resident memory: %d KiB after the warm-up, %d KiB at the end", warmKiB, endKiB)
 	fmt.Fprintf(&b, "\n  invariant violations: %d", h.counts["violations"])
 	fmt.Fprintf(&b, "\n  leaks: %d", h.counts["leaks"])
 	h.t.Log(b.String())
 	if h.counts["violations"] > 0 {
-		h.t.Errorf("chaos seed %d (replay: CHAOS_SEED=%d go test -race -run 'TestChaos$' ./e2e):\n%s", h.settings.Seed, h.settings.Seed, strings.Join(h.violations, "\n"))
+		env := ""
+		if h.deltas && h.t.Name() == "TestChaos" {
+			env = "CHAOS_DELTAS=1 "
+		}
+		h.t.Errorf("chaos seed %d (replay: %sCHAOS_SEED=%d go test -race -run '^%s$' ./e2e):\n%s", h.settings.Seed, env, h.settings.Seed, h.t.Name(), strings.Join(h.violations, "\n"))
 	}
 }
 
