@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,4 +381,34 @@ func TestStatePatchSurvivesKill9(t *testing.T) {
 		c = start(t, newFakeHost(), "--store-file", path)
 	}
 	verify(rounds)
+}
+
+// TestFailedPatchWriteSeedsNoDelta: a state.patch whose durable write fails (-32009) leaves
+// no delta behind; its revision goes to the next write, and the windows at the base get
+// that write's change, not the failed one's.
+func TestFailedPatchWriteSeedsNoDelta(t *testing.T) {
+	dir := tinyDisk(t)
+	h := newDeltaWindows()
+	c := startDeltas(t, h, "--store-file", filepath.Join(dir, "state.json"))
+	stateSet(t, c, "doc", json.RawMessage(`{"a":"`+strings.Repeat("x", 400)+`","k1":"one","k2":"two"}`))
+	call(t, c, "channel.open", map[string]any{"channel": "w", "topic": "doc", "options": map[string]any{"deltas": true}})
+	h.waitAll(t, "1", "w")
+
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	require.NoError(t, err)
+	for range 1 << 10 { // 4 MiB at most: the disk is 64 KiB
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	require.NoError(t, f.Close())
+	e := callErr(t, c, "state.patch", map[string]any{"topic": "doc", "patch": []any{map[string]any{"op": "replace", "path": "/k1", "value": "FAILED"}}})
+	require.EqualValues(t, -32009, e.Code, e.Message)
+	require.NoError(t, os.Remove(filler))
+
+	res := call(t, c, "state.patch", map[string]any{"topic": "doc", "patch": []any{map[string]any{"op": "replace", "path": "/k2", "value": "TWO"}}})
+	require.JSONEq(t, `{"topic":"doc","revision":"2"}`, string(res))
+	h.waitAll(t, "2", "w")
+	require.JSONEq(t, string(stateGet(t, c, "doc").Data), string(h.window("w").data), "the window holds the store's data")
 }

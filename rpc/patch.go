@@ -77,14 +77,21 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 	if err != nil {
 		return nil, err
 	}
-	// The patch is the delta from base to the next revision: the topic's delta channels
-	// at base get it without a diff. Seeded before the channels are told of the write.
-	if hist := s.topicHistory(p.Topic); hist != nil {
-		if next, err := base.Revision.Next(); err == nil {
-			hist.seed(base.Epoch, base.Revision, next, p.Patch)
+	// The patch is the delta from base to the revision the write gets: the topic's delta
+	// channels at base get it without a diff. Seeded only once the write is durable (a
+	// failed write's revision is given to the next write, whose change is another) and
+	// before the channels are told of it; a copy, as params may sit in a reused buffer.
+	seedPatch := append(json.RawMessage(nil), p.Patch...)
+	durable := func() (engine.Revision, error) {
+		rev, err := wait()
+		if err == nil {
+			if hist := s.topicHistory(p.Topic); hist != nil {
+				hist.seed(base.Epoch, base.Revision, rev, seedPatch)
+			}
 		}
+		return rev, err
 	}
-	return s.finishStoreWrite(p.Topic, p.SourceID, wait, true), nil
+	return s.finishStoreWrite(p.Topic, p.SourceID, durable, true), nil
 }
 
 // patchError words a jsonpatch error: a failed test is the compare-and-set that lost
