@@ -139,7 +139,7 @@ func TestParamsHaveOneReading(t *testing.T) {
 
 func TestRequestOnlyMethodsAreRefusedAsNotifications(t *testing.T) {
 	rs := startWithChannels(t, "a-chan")
-	for _, method := range []string{"channel.close", "shutdown", "channel.open", "channel.refresh", "channel.status", "channel.list", "state.set", "state.get", "initialize"} {
+	for _, method := range []string{"channel.close", "shutdown", "channel.open", "channel.refresh", "channel.status", "channel.list", "state.set", "state.get", "state.patch", "state.delete", "initialize"} {
 		// One write: the pipe is unbuffered, and the server writes its notification
 		// before it reads on.
 		rs.send(t, fmt.Sprintf(`{"jsonrpc":"2.0","method":%q,"params":{"channel":"a-chan","topic":"t","data":1,"protocolVersion":"1"}}`, method)+"\n"+

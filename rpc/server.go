@@ -284,7 +284,7 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 // checks requests, and a notification it let through unchecked must not act either.
 var requestOnly = map[string]bool{
 	"initialize": true, "channel.open": true, "channel.close": true, "channel.refresh": true,
-	"channel.status": true, "channel.list": true, "state.set": true, "state.get": true, "state.patch": true,
+	"channel.status": true, "channel.list": true, "state.set": true, "state.get": true, "state.patch": true, "state.delete": true,
 	"shutdown": true,
 }
 
