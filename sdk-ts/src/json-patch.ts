@@ -91,6 +91,50 @@ export function applyPatch<T = unknown>(doc: unknown, patch: unknown): T {
   return root as T;
 }
 
+/**
+ * Checks the form of a patch without a document: an array of operations, each a known op
+ * with the members it needs and RFC 6901 pointers. Throws a JsonPatchError of kind
+ * `malformed` naming the op's index; whether the patch applies depends on the document.
+ */
+export function checkPatch(patch: unknown): asserts patch is JsonPatch {
+  if (!Array.isArray(patch)) {
+    throw new JsonPatchError("malformed", -1, `a JSON Patch is an array of operations, got ${describe(patch)}`);
+  }
+  patch.forEach((operation: unknown, index) => {
+    if (!isObject(operation)) {
+      throw new JsonPatchError(
+        "malformed",
+        index,
+        `an operation is an object {op, path, …}, got ${describe(operation)}`,
+      );
+    }
+    pointerMember(operation, "path", index);
+    switch (operation.op) {
+      case "add":
+      case "replace":
+      case "test":
+        valueMember(operation, index);
+        return;
+      case "move":
+      case "copy":
+        pointerMember(operation, "from", index);
+        return;
+      case "remove":
+        return;
+      default:
+        throw unknownOp(operation.op, index);
+    }
+  });
+}
+
+function unknownOp(op: unknown, index: number): JsonPatchError {
+  return new JsonPatchError(
+    "malformed",
+    index,
+    `op ${describe(op)} is not an RFC 6902 operation: use add, remove, replace, move, copy or test`,
+  );
+}
+
 function applyOperation(root: unknown, operation: unknown, index: number, own: WeakSet<object>): unknown {
   if (!isObject(operation)) {
     throw new JsonPatchError("malformed", index, `an operation is an object {op, path, …}, got ${describe(operation)}`);
@@ -139,11 +183,7 @@ function applyOperation(root: unknown, operation: unknown, index: number, own: W
       return root;
     }
     default:
-      throw new JsonPatchError(
-        "malformed",
-        index,
-        `op ${describe(op)} is not an RFC 6902 operation: use add, remove, replace, move, copy or test`,
-      );
+      throw unknownOp(op, index);
   }
 }
 
@@ -330,7 +370,11 @@ function setMember(container: Container, key: string | number, value: unknown): 
   }
 }
 
-/** A deep copy of a JSON value. */
+/** A deep copy of a JSON value (plain objects, arrays and primitives; "__proto__" kept a member). */
+export function cloneJson<T>(value: T): T {
+  return clone(value) as T;
+}
+
 function clone(value: unknown): unknown {
   if (typeof value !== "object" || value === null) {
     return value;
