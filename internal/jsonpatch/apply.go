@@ -1,0 +1,226 @@
+package jsonpatch
+
+import "fmt"
+
+// Apply applies the patch to the JSON document doc and returns the new document as
+// compact JSON: every operation in order, or none (the first failing operation is
+// returned as an *Error with its index; the document is then unchanged). doc and p are
+// never modified, and the result shares no memory with them. Values keep the bytes
+// they were written with: a number is never rounded through float64, member order is
+// kept, and new members go last.
+func Apply(doc []byte, p Patch) ([]byte, error) {
+	c, err := compactValid(doc)
+	if err != nil {
+		return nil, &Error{Kind: Malformed, Index: -1, Msg: "the document is " + err.Error()}
+	}
+	root := &node{raw: c}
+	for i := range p {
+		op := &p[i]
+		var e *Error
+		if root, e = applyOp(root, op); e != nil {
+			e.Index = i
+			e.Path = op.PathText
+			if e.Path == "" {
+				e.Path = op.Path.String()
+			}
+			return nil, e
+		}
+	}
+	return root.appendTo(make([]byte, 0, root.size())), nil
+}
+
+func fail(kind Kind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+func valueNode(op *Op) (*node, *Error) {
+	if op.checked {
+		return &node{raw: op.Value}, nil
+	}
+	if op.Value == nil {
+		return nil, fail(Malformed, "%s needs a value (any JSON value, null included), and it is missing", op.Op)
+	}
+	v, err := compactValid(op.Value)
+	if err != nil {
+		return nil, fail(Malformed, "the value is %v", err)
+	}
+	return &node{raw: v}, nil
+}
+
+func applyOp(root *node, op *Op) (*node, *Error) {
+	switch op.Op {
+	case "add":
+		v, err := valueNode(op)
+		if err != nil {
+			return nil, err
+		}
+		return add(root, op.Path, v)
+	case "remove":
+		if len(op.Path) == 0 {
+			return nil, fail(NotApplicable, "remove cannot take the whole document: replace it instead")
+		}
+		_, err := remove(root, op.Path)
+		return root, err
+	case "replace":
+		v, err := valueNode(op)
+		if err != nil {
+			return nil, err
+		}
+		if len(op.Path) == 0 {
+			return v, nil
+		}
+		parent, last, err := parentOf(root, op.Path, "replace")
+		if err != nil {
+			return nil, err
+		}
+		i, err := existing(parent, last, op.Path, "replace")
+		if err != nil {
+			return nil, err
+		}
+		if parent.kind == '{' {
+			i = parent.dropEarlier(last, i)
+		}
+		parent.vals[i] = v
+		return root, nil
+	case "move":
+		if op.From.isProperPrefix(op.Path) {
+			return nil, fail(NotApplicable, "move cannot put %q inside itself: move it elsewhere, or copy it", op.From.String())
+		}
+		if _, err := get(root, op.From, "from"); err != nil {
+			return nil, err
+		}
+		if len(op.From) == len(op.Path) && !op.From.isProperPrefix(op.Path) && equalPointers(op.From, op.Path) {
+			return root, nil
+		}
+		if len(op.From) == 0 {
+			return nil, fail(NotApplicable, "move cannot take the whole document away (from is \"\")")
+		}
+		v, err := remove(root, op.From)
+		if err != nil {
+			return nil, err
+		}
+		return add(root, op.Path, v)
+	case "copy":
+		v, err := get(root, op.From, "from")
+		if err != nil {
+			return nil, err
+		}
+		return add(root, op.Path, v.clone())
+	case "test":
+		want, err := valueNode(op)
+		if err != nil {
+			return nil, err
+		}
+		got, err := get(root, op.Path, "path")
+		if err != nil {
+			err.Kind = TestFailed
+			return nil, err
+		}
+		if !equalJSON(got.bytes(), want.raw) {
+			return nil, fail(TestFailed, "test failed: the value at %q is not the one given", op.Path.String())
+		}
+		return root, nil
+	}
+	return nil, fail(Malformed, "unknown op %q: use one of add, remove, replace, move, copy, test (lower case)", op.Op)
+}
+
+func equalPointers(a, b Pointer) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// get is the node at p.
+func get(root *node, p Pointer, which string) (*node, *Error) {
+	n := root
+	for k, tok := range p {
+		if !n.expand() {
+			return nil, fail(NotApplicable, "%s %q does not exist: %q is not an object or array", which, p.String(), Pointer(p[:k]).String())
+		}
+		i, err := existing(n, tok, p[:k+1], which)
+		if err != nil {
+			return nil, err
+		}
+		n = n.vals[i]
+	}
+	return n, nil
+}
+
+// parentOf is the container holding p's target, expanded, and the target's token.
+func parentOf(root *node, p Pointer, opName string) (*node, string, *Error) {
+	parent, err := get(root, p[:len(p)-1], "path")
+	if err != nil {
+		err.Msg = fmt.Sprintf("%s: the parent of %q does not exist (%s)", opName, p.String(), err.Msg)
+		return nil, "", err
+	}
+	if !parent.expand() {
+		return nil, "", fail(NotApplicable, "%s: %q is not an object or array, so %q cannot be in it", opName, Pointer(p[:len(p)-1]).String(), p.String())
+	}
+	return parent, p[len(p)-1], nil
+}
+
+// existing is the index in the expanded container n of the member or element tok.
+func existing(n *node, tok string, at Pointer, which string) (int, *Error) {
+	if n.kind == '{' {
+		i := n.find(tok)
+		if i < 0 {
+			return 0, fail(NotApplicable, "%s %q does not exist: the object has no member %q", which, at.String(), tok)
+		}
+		return i, nil
+	}
+	i, err := arrayIndex(tok, len(n.vals), len(n.vals)-1, false)
+	if err != nil {
+		return 0, fail(NotApplicable, "%s %q does not exist: %v", which, at.String(), err)
+	}
+	return i, nil
+}
+
+func add(root *node, p Pointer, v *node) (*node, *Error) {
+	if len(p) == 0 {
+		return v, nil
+	}
+	parent, last, err := parentOf(root, p, "add")
+	if err != nil {
+		return nil, err
+	}
+	if parent.kind == '{' {
+		if i := parent.find(last); i >= 0 {
+			i = parent.dropEarlier(last, i)
+			parent.vals[i] = v
+			return root, nil
+		}
+		parent.keys = append(parent.keys, rawKey(last))
+		parent.vals = append(parent.vals, v)
+		return root, nil
+	}
+	i, e := arrayIndex(last, len(parent.vals), len(parent.vals), true)
+	if e != nil {
+		return nil, fail(NotApplicable, "add at %q: %v (add takes 0..%d, or \"-\" to append)", p.String(), e, len(parent.vals))
+	}
+	parent.insertAt(i, v)
+	return root, nil
+}
+
+// remove takes the value at p (not the root) out and returns it.
+func remove(root *node, p Pointer) (*node, *Error) {
+	parent, last, err := parentOf(root, p, "remove")
+	if err != nil {
+		return nil, err
+	}
+	i, err := existing(parent, last, p, "path")
+	if err != nil {
+		return nil, err
+	}
+	if parent.kind == '{' {
+		i = parent.dropEarlier(last, i)
+	}
+	v := parent.vals[i]
+	parent.removeAt(i)
+	return v, nil
+}
