@@ -171,8 +171,17 @@ function applyOperation(root: unknown, operation: unknown, index: number, own: W
     }
     case "test": {
       const expected = valueMember(operation, index);
-      const actual = get(root, path, index);
-      if (!jsonEqual(actual, expected)) {
+      let actual: unknown;
+      let found = true;
+      try {
+        actual = get(root, path, index);
+      } catch (error) {
+        // A missing value is not the expected one: a failed test, as the sidecar counts it
+        // (a conflict for state.patch), not a patch that does not fit the document.
+        if (!(error instanceof JsonPatchError) || error.kind !== "notApplicable") throw error;
+        found = false;
+      }
+      if (!found || !jsonEqual(actual, expected)) {
         throw new JsonPatchError(
           "testFailed",
           index,

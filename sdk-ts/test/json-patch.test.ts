@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { applyPatch, formatPointer, JsonPatchError, parsePointer } from "../src/json-patch.js";
+import { applyPatch, formatPointer, JsonPatchError, type JsonPatchErrorKind, parsePointer } from "../src/json-patch.js";
 
 // The official RFC 6902 suite (json-patch/json-patch-tests), kept beside the checkout in
 // ../shared (CI has the same layout), and the vectors the Go side writes from its own
@@ -60,31 +60,55 @@ for (const file of ["tests.json", "spec_tests.json"]) {
   });
 }
 
-interface Vector {
-  description?: string;
-  from: unknown;
-  to: unknown;
-  patch: unknown;
+/** A group of testdata/jsonpatch/vectors.json (its README describes the file). */
+interface VectorGroup {
+  description: string;
+  cases: VectorCase[];
 }
+
+type VectorCase =
+  | { description: string; from: unknown; to: unknown; patch: unknown }
+  | { description: string; doc: unknown; patch: unknown; expected?: unknown; error?: JsonPatchErrorKind };
 
 describe("shared vectors: testdata/jsonpatch/vectors.json", () => {
   // Missing, the file is one failing test (the rest of this file still runs), never a skip.
-  const file = existsSync(vectorsPath) ? loadJson<Vector[] | { vectors: Vector[] }>(vectorsPath, "") : undefined;
-  const vectors = file === undefined ? [] : Array.isArray(file) ? file : file.vectors;
+  const groups = existsSync(vectorsPath) ? loadJson<VectorGroup[]>(vectorsPath, "") : undefined;
   it("are there", () => {
     expect(
-      file,
+      groups,
       `${vectorsPath} is missing: the Go side writes it (internal/jsonpatch); it belongs to the repository`,
     ).toBeDefined();
-    expect(vectors.length).toBeGreaterThan(0);
+    expect(groups?.flatMap((group) => group.cases).length).toBeGreaterThan(0);
   });
-  vectors.forEach((v, i) => {
-    it(`#${i} ${v.description ?? ""}: the sidecar's patch turns from into to`, () => {
-      const before = structuredClone(v.from);
-      expect(applyPatch(v.from, v.patch)).toStrictEqual(v.to);
-      expect(v.from).toStrictEqual(before);
+  for (const group of groups ?? []) {
+    describe(group.description, () => {
+      for (const c of group.cases) {
+        it(c.description, () => {
+          if ("from" in c) {
+            // diff: Go's Diff(from, to), applied here, gives to.
+            const before = structuredClone(c.from);
+            expect(applyPatch(c.from, c.patch)).toStrictEqual(c.to);
+            expect(c.from).toStrictEqual(before);
+            return;
+          }
+          const before = structuredClone(c.doc);
+          if (c.error !== undefined) {
+            let caught: unknown;
+            try {
+              applyPatch(c.doc, c.patch);
+            } catch (error) {
+              caught = error;
+            }
+            expect(caught).toBeInstanceOf(JsonPatchError);
+            expect((caught as JsonPatchError).kind, (caught as Error).message).toBe(c.error);
+          } else {
+            expect(applyPatch(c.doc, c.patch)).toStrictEqual(c.expected);
+          }
+          expect(c.doc).toStrictEqual(before);
+        });
+      }
     });
-  });
+  }
 });
 
 describe("applyPatch beyond the suite", () => {
