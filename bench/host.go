@@ -48,6 +48,7 @@ type host struct {
 
 	getSnapshots atomic.Int64
 	appliesTotal atomic.Int64
+	applyBytes   atomic.Int64 // apply frames' bytes, the newline left out
 	errorNotifs  atomic.Int64
 	slowFrames   atomic.Int64
 	emu          sync.Mutex
@@ -234,6 +235,7 @@ func (h *host) onApply(b []byte, f *frame) {
 		return
 	}
 	h.appliesTotal.Add(1)
+	h.applyBytes.Add(int64(len(b)))
 	h.tmu.Lock()
 	h.applies[i]++
 	if rev > h.applied[i] {

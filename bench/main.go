@@ -63,6 +63,8 @@ type report struct {
 	Ingest      []ingestResult  `json:"ingest,omitempty"`
 	Startup     *startupResult  `json:"startup,omitempty"`
 	Store       []storeResult   `json:"store,omitempty"`
+	DeltaStore  *deltaResult    `json:"deltaStore,omitempty"`
+	DeltaHost   *deltaResult    `json:"deltaHost,omitempty"`
 	Summary     []targetOutcome `json:"summary,omitempty"`
 	Failures    []string        `json:"failures,omitempty"`
 }
@@ -81,7 +83,7 @@ func run(args []string, out io.Writer) int {
 	flags.BoolVar(&cfg.quick, "quick", false, "smoke run: few rounds, small budgets (task test runs this)")
 	flags.StringVar(&cfg.jsonPath, "json", "", "write the results as JSON here (default: bench/results/<mode>-<time>.json)")
 	flags.StringVar(&cfg.bin, "bin", "", "the statesync-sidecar binary to measure (default: build ./cmd/statesync-sidecar into a temp dir)")
-	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store (default: all)")
+	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store,deltas (default: all)")
 	flags.IntSliceVar(&cfg.channels, "fanout-channels", nil, "fan-out channel counts to run (default 1,10,100,1000)")
 	flags.IntSliceVar(&cfg.sizesKiB, "fanout-kib", nil, "fan-out snapshot sizes in KiB (default 1,256)")
 	flags.StringVar(&cfg.profile, "profile", "", "measure this binary as an in-process sidecar that writes CPU and allocation profiles into this folder (see profile.go)")
@@ -175,6 +177,9 @@ type plan struct {
 	memChannels  int
 	store        budget
 	storeChans   int
+	deltas       budget // the deltas store cell's rounds (deltas on, and the 1 KiB fan-out)
+	deltasFull   budget // its rounds with full data, 100 MiB each: fewer
+	deltasHost   budget // the deltas host cell
 }
 
 // cell is one fan-out measurement: channels × snapshot size.
@@ -199,6 +204,9 @@ func planFor(quick bool) plan {
 		p.spawns = 5
 		p.traceSpawns = 2
 		p.store = budget{warmup: 2, rounds: 20, minRounds: 3, maxTime: 300 * time.Millisecond}
+		p.deltas = budget{warmup: 2, rounds: 10, minRounds: 3, maxTime: 300 * time.Millisecond}
+		p.deltasFull = budget{warmup: 1, rounds: 2}
+		p.deltasHost = budget{warmup: 1, rounds: 5, minRounds: 3, maxTime: 300 * time.Millisecond}
 		return p
 	}
 	p.fanCells = []cell{
@@ -216,6 +224,9 @@ func planFor(quick bool) plan {
 	p.spawns = 30
 	p.traceSpawns = 10
 	p.store = budget{warmup: 10, rounds: 200, minRounds: 200, maxTime: 10 * time.Second}
+	p.deltas = budget{warmup: 10, rounds: 200, minRounds: 100, maxTime: 20 * time.Second}
+	p.deltasFull = budget{warmup: 2, rounds: 20}
+	p.deltasHost = budget{warmup: 5, rounds: 100, minRounds: 50, maxTime: 20 * time.Second}
 	return p
 }
 
@@ -459,6 +470,37 @@ func measure(cfg config, out io.Writer) *report {
 		tw.flush()
 	}
 
+	if want("deltas") {
+		const mib = 1 << 20
+		fmt.Fprintf(out, "\nDeltas: %d windows (deltas: true) on a 1 MiB store topic, one leaf changed by state.patch → every window applied\n", p.storeChans)
+		fmt.Fprintf(out, "  beside it, alternating rounds: the %d-window 1 KiB fan-out (invalidate → applied), and today (windows without deltas: full data)\n", p.storeChans)
+		progress("deltas, store")
+		if r, err := storeDeltas(cfg.bin, p.storeChans, mib, p.deltas, p.deltasFull); err != nil {
+			fail(err)
+		} else {
+			rep.DeltaStore = &r
+			tw := newTable(out, "case", "rounds", "p50", "p99", "bytes per apply")
+			tw.row("state.patch, deltas", fmt.Sprint(r.Rounds), fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), fmt.Sprintf("%.0f B", r.Bytes))
+			tw.row("1 KiB fan-out (same run)", fmt.Sprint(r.FanOut.N), fmtMs(r.FanOut.P50), fmtMs(r.FanOut.P99), "-")
+			tw.row("state.patch, today (full data)", fmt.Sprint(r.Full.N), fmtMs(r.Full.P50), fmtMs(r.Full.P99), fmtBytes(int64(r.FullBytes)))
+			tw.flush()
+			fmt.Fprintf(out, "  deltas p50 / 1 KiB fan-out p50 = %.2f; of a round, state.patch's jsonpatch.Apply to the 1 MiB state (timed in the harness, p50) %s\n", r.Ratio, fmtMs(r.Apply))
+			warnErrors(out, "deltas", r.ErrorNote, nil)
+		}
+		fmt.Fprintln(out, "\nDeltas: host topic, 1 MiB snapshot, one key changed per round, 10 windows: sidecar CPU per change (/proc utime+stime)")
+		progress("deltas, host")
+		if r, err := hostDeltas(cfg.bin, 10, mib, p.deltasHost); err != nil {
+			fail(err)
+		} else {
+			rep.DeltaHost = &r
+			tw := newTable(out, "case", "changes", "CPU per change", "note")
+			tw.row("deltas on", fmt.Sprint(r.Rounds), fmtMs(r.CPU), fmt.Sprintf("of it the diff (jsonpatch.Diff of the two 1 MiB states, timed in the harness, p50): %s = %.0f%%; patch %d B", fmtMs(r.Diff), 100*r.DiffShare, r.PatchLen))
+			tw.row("deltas off (today)", fmt.Sprint(r.Rounds), fmtMs(r.FullCPU), "full data to every window")
+			tw.flush()
+			warnErrors(out, "deltas", r.ErrorNote, nil)
+		}
+	}
+
 	rep.Summary = summary(rep)
 	if len(rep.Summary) > 0 {
 		fmt.Fprintln(out, "\nDESIGN §7 / issue 14: every figure next to its floor or bound from this run (reported, never asserted)")
@@ -553,6 +595,24 @@ func summary(rep *report) []targetOutcome {
 				Target: "≤ 16 MiB", Met: st.RSSChannels <= 16<<20,
 			})
 		}
+	}
+	if r := rep.DeltaStore; r != nil {
+		out = append(out, targetOutcome{
+			Measure: fmt.Sprintf("%d windows, 1 MiB store topic, one leaf by state.patch: bytes per apply", r.Channels),
+			Value:   fmt.Sprintf("%.0f B", r.Bytes), Peer: "today " + fmtBytes(int64(r.FullBytes)), Ratio: fmt.Sprintf("%.5f of today", r.Bytes/max(r.FullBytes, 1)),
+			Target: "≤ 1 KiB", Met: r.Bytes > 0 && r.Bytes <= 1024,
+		}, targetOutcome{
+			Measure: fmt.Sprintf("the same, state.patch → %d windows applied, p50", r.Channels),
+			Value:   fmtMs(r.Latency.P50), Peer: "1 KiB fan-out " + fmtMs(r.FanOut.P50), Ratio: fmt.Sprintf("%.2fx", r.Ratio),
+			Target: "≤ 2x the 1 KiB fan-out", Met: r.Ratio > 0 && r.Ratio <= 2,
+		})
+	}
+	if r := rep.DeltaHost; r != nil {
+		out = append(out, targetOutcome{
+			Measure: fmt.Sprintf("host topic, 1 MiB, one key changed, %d windows: sidecar CPU per change", r.Channels),
+			Value:   fmtMs(r.CPU), Peer: "deltas off " + fmtMs(r.FullCPU), Ratio: fmt.Sprintf("diff %.0f%%", 100*r.DiffShare),
+			Target: "reported", Met: true,
+		})
 	}
 	for _, r := range rep.Bursts {
 		target := "≤ bound, each fetch newer"

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/state-sync/state-sync/internal/chaos"
+	"github.com/state-sync/state-sync/internal/jsonpatch"
 
 	"github.com/state-sync/state-sync/sidecar"
 )
@@ -56,9 +58,24 @@ import (
 // run (whichever comes first); CHAOS_PLAIN=1 runs the binary built without -race, whose
 // memory is the one users get. task soak runs it long.
 func TestChaos(t *testing.T) {
-	settings := chaos.SettingsFromEnv(t, 5000, 10, 25*time.Second)
-	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s", settings.Seed, settings.Seed, settings.Events, settings.Duration)
+	runChaos(t, chaos.SettingsFromEnv(t, 5000, 10, 25*time.Second), false)
+}
+
+// TestChaosWithDeltas is TestChaos with windows that take deltas (issue 15): half the
+// channels open with options.deltas, every state carries a 2 KiB part that does not
+// change (so that patches are worth sending), and the host takes a patch only on top of
+// the revision it holds for the channel, answering -32011 otherwise, as the SDK does. The
+// invariants are TestChaos's: the same final state, no violation.
+func TestChaosWithDeltas(t *testing.T) {
+	runChaos(t, chaos.SettingsFromEnv(t, 3000, 10, 15*time.Second), true)
+}
+
+func runChaos(t *testing.T, settings chaos.Settings, deltas bool) {
+	t.Logf("chaos seed %d (replay with CHAOS_SEED=%d), up to %d events or %s, deltas %v", settings.Seed, settings.Seed, settings.Events, settings.Duration, deltas)
 	h := newChaosHost(t, settings)
+	if deltas {
+		h.blob = strings.Repeat("b", 2048)
+	}
 	h.start()
 
 	// Warm-up: a tenth of the events, then every channel closed; the memory after it is
@@ -77,6 +94,12 @@ func TestChaos(t *testing.T) {
 	h.checkMemory(warmRSS, endRSS)
 	h.exit()
 	h.report(warmRSS, endRSS)
+	if deltas {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		t.Logf("deltas taken by the windows: %d; rejected for their base (-32011): %d", h.counts["deltas"], h.counts["deltas rejected (base)"])
+		require.Positive(t, h.counts["deltas"], "no apply was a delta: the run did not test them")
+	}
 }
 
 const (
@@ -142,10 +165,13 @@ type chaosApplyRec struct {
 type chaosHost struct {
 	t        *testing.T
 	settings chaos.Settings
-	plain    bool // CHAOS_PLAIN: the binary built without -race
-	driver   *rand.Rand
-	healed   atomic.Bool
-	c        *sidecar.Client
+	// blob, when set, is in every state and opens half the channels with deltas: see
+	// TestChaosWithDeltas.
+	blob   string
+	plain  bool // CHAOS_PLAIN: the binary built without -race
+	driver *rand.Rand
+	healed atomic.Bool
+	c      *sidecar.Client
 
 	calls sync.WaitGroup // requests the driver made on other goroutines
 	bus   sync.WaitGroup // delayed invalidations
@@ -246,8 +272,21 @@ func (h *chaosHost) signalLocked() {
 	h.changed = make(chan struct{})
 }
 
-func chaosData(topic, epoch string, rev uint64) string {
+func chaosData(topic, epoch string, rev uint64, blob string) string {
+	if blob != "" {
+		return fmt.Sprintf(`{"topic":%q,"epoch":%q,"revision":"%d","blob":%q}`, topic, epoch, rev, blob)
+	}
 	return fmt.Sprintf(`{"topic":%q,"epoch":%q,"revision":"%d"}`, topic, epoch, rev)
+}
+
+// sameJSON reports whether a and b are the same JSON value (a window that applied a
+// patch holds the value, not the bytes, it was sent before).
+func sameJSON(a, b string) bool {
+	if a == b {
+		return true
+	}
+	var va, vb any
+	return json.Unmarshal([]byte(a), &va) == nil && json.Unmarshal([]byte(b), &vb) == nil && reflect.DeepEqual(va, vb)
 }
 
 func (h *chaosHost) pickLocked(kinds []string, weights []int) string {
@@ -345,16 +384,18 @@ func (h *chaosHost) getSnapshot(ctx context.Context, raw json.RawMessage) (any, 
 	case "malformed":
 		return map[string]any{"revision": "007", "data": "garbage"}, nil
 	}
-	return map[string]any{"revision": strconv.FormatUint(rev, 10), "epoch": epoch, "data": json.RawMessage(chaosData(tp.name, epoch, rev))}, nil
+	return map[string]any{"revision": strconv.FormatUint(rev, 10), "epoch": epoch, "data": json.RawMessage(chaosData(tp.name, epoch, rev, h.blob))}, nil
 }
 
 func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error) {
 	var p struct {
-		Channel  string          `json:"channel"`
-		Topic    string          `json:"topic"`
-		Revision string          `json:"revision"`
-		Epoch    string          `json:"epoch"`
-		Data     json.RawMessage `json:"data"`
+		Channel      string          `json:"channel"`
+		Topic        string          `json:"topic"`
+		Revision     string          `json:"revision"`
+		Epoch        string          `json:"epoch"`
+		Data         json.RawMessage `json:"data"`
+		BaseRevision *string         `json:"baseRevision"`
+		Patch        json.RawMessage `json:"patch"`
 	}
 	if err := json.Unmarshal(raw, &p); err != nil {
 		h.violation("apply params %s: %v", raw, err)
@@ -363,6 +404,26 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 	rev, err := strconv.ParseUint(p.Revision, 10, 64)
 	h.mu.Lock()
 	cc := h.chans[p.Channel]
+	if p.BaseRevision != nil && cc != nil && err == nil {
+		// A delta: taken only on top of the revision this window holds, as the SDK does.
+		if !cc.hasLast || cc.lastEpoch != p.Epoch || strconv.FormatUint(cc.lastRev, 10) != *p.BaseRevision {
+			h.counts["deltas rejected (base)"]++
+			h.mu.Unlock()
+			return nil, &sidecar.RPCError{Code: -32011, Message: "delta rejected: base mismatch", Data: json.RawMessage(`{"reason":"baseMismatch"}`)}
+		}
+		ops, perr := jsonpatch.DecodePatch(p.Patch)
+		var next []byte
+		if perr == nil {
+			next, perr = jsonpatch.Apply([]byte(cc.lastData), ops)
+		}
+		if perr != nil {
+			h.violationLocked("apply %s revision %d: its patch from %s does not apply to the data the window holds: %v", p.Channel, rev, *p.BaseRevision, perr)
+			h.mu.Unlock()
+			return nil, &sidecar.RPCError{Code: -32011, Message: "delta rejected: patch failed", Data: json.RawMessage(`{"reason":"patchFailed"}`)}
+		}
+		p.Data = next
+		h.counts["deltas"]++
+	}
 	switch {
 	case err != nil:
 		h.violationLocked("apply %s: revision %q: %v", p.Channel, p.Revision, err)
@@ -377,11 +438,11 @@ func (h *chaosHost) apply(ctx context.Context, raw json.RawMessage) (any, error)
 		if json.Unmarshal(p.Data, &d) != nil || d.Topic != cc.topic.name {
 			h.violationLocked("apply %s revision %d: data %s is not a write of topic %s", p.Channel, rev, p.Data, cc.topic.name)
 		}
-		if want, ok := cc.topic.storeData[rev]; ok && want != string(p.Data) {
+		if want, ok := cc.topic.storeData[rev]; ok && !sameJSON(want, string(p.Data)) {
 			h.violationLocked("apply %s revision %d: data %s, but state.set wrote %s at that revision", p.Channel, rev, p.Data, want)
 		}
 	default:
-		if want := chaosData(cc.topic.name, p.Epoch, rev); string(p.Data) != want {
+		if want := chaosData(cc.topic.name, p.Epoch, rev, h.blob); !sameJSON(string(p.Data), want) {
 			h.violationLocked("apply %s revision %d epoch %q: data %s, want %s", p.Channel, rev, p.Epoch, p.Data, want)
 		}
 	}
@@ -693,7 +754,11 @@ func (h *chaosHost) open(tp *chaosTopic) {
 	tp.fresh++
 	h.counts["channels opened"]++
 	h.mu.Unlock()
-	h.call("channel.open", map[string]any{"channel": cc.name, "topic": tp.name, "source": tp.source}, func(_ json.RawMessage, err error) {
+	params := map[string]any{"channel": cc.name, "topic": tp.name, "source": tp.source}
+	if h.blob != "" && h.nextChan%2 == 0 {
+		params["options"] = map[string]any{"deltas": true}
+	}
+	h.call("channel.open", params, func(_ json.RawMessage, err error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		cc.openOK = err == nil
@@ -952,6 +1017,9 @@ func (h *chaosHost) write(tp *chaosTopic, final bool) {
 func (h *chaosHost) writeParamsLocked(tp *chaosTopic, final bool) map[string]any {
 	h.nextWrite++
 	data := fmt.Sprintf(`{"topic":%q,"write":%d,"pad":%q}`, tp.name, h.nextWrite, strings.Repeat("x", h.driver.IntN(512)))
+	if h.blob != "" {
+		data = data[:len(data)-1] + fmt.Sprintf(`,"blob":%q}`, h.blob)
+	}
 	params := map[string]any{"topic": tp.name, "data": json.RawMessage(data)}
 	switch h.driver.IntN(10) {
 	case 0, 1: // a compare-and-set that wins
@@ -1077,7 +1145,7 @@ func (h *chaosHost) converge() {
 			return false
 		}
 		if cc.topic.source == "store" {
-			return cc.lastData == cc.topic.storeData[cc.topic.rev]
+			return sameJSON(cc.lastData, cc.topic.storeData[cc.topic.rev])
 		}
 		return cc.lastEpoch == cc.topic.epoch
 	}

@@ -25,6 +25,7 @@ const (
 	CodeSyncFailed         = -32007
 	CodeShuttingDown       = -32008
 	CodeStoreWriteFailed   = -32009
+	CodeDeltaRejected      = -32011 // the window's answer to an apply whose patch it did not apply
 )
 
 // Error is an error that keeps its JSON-RPC code (and data) all the way to the wire.

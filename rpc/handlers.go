@@ -84,13 +84,14 @@ type serverInfo struct {
 }
 
 type capabilities struct {
-	Sources         []Source `json:"sources"`
-	Framing         Framing  `json:"framing"`
-	Store           string   `json:"store,omitempty"`
-	DefaultSource   Source   `json:"defaultSource"`
-	MaxMessageBytes int      `json:"maxMessageBytes"`
-	MaxChannels     int      `json:"maxChannels"`
-	CallTimeoutMs   int64    `json:"callTimeoutMs"`
+	Sources         []Source         `json:"sources"`
+	Framing         Framing          `json:"framing"`
+	Store           string           `json:"store,omitempty"`
+	DefaultSource   Source           `json:"defaultSource"`
+	MaxMessageBytes int              `json:"maxMessageBytes"`
+	MaxChannels     int              `json:"maxChannels"`
+	CallTimeoutMs   int64            `json:"callTimeoutMs"`
+	Deltas          *deltaCapability `json:"deltas"`
 }
 
 func (s *Server) initialize(params json.RawMessage) (any, error) {
@@ -119,7 +120,7 @@ func (s *Server) initialize(params json.RawMessage) (any, error) {
 		Capabilities: capabilities{
 			Sources: sources, Framing: s.cfg.Framing, Store: store, DefaultSource: s.cfg.DefaultSource,
 			MaxMessageBytes: s.cfg.MaxMessageBytes, MaxChannels: s.cfg.MaxChannels,
-			CallTimeoutMs: s.cfg.CallTimeout.Milliseconds(),
+			CallTimeoutMs: s.cfg.CallTimeout.Milliseconds(), Deltas: s.deltaCapability(),
 		},
 	}, nil
 }
@@ -142,6 +143,8 @@ type openOptions struct {
 	ResyncIntervalMs *int64            `json:"resyncIntervalMs"`
 	Retry            *retryOption      `json:"retry"`
 	Throttling       *throttlingOption `json:"throttling"`
+	Deltas           *bool             `json:"deltas"` // see deltas.go
+	Paths            *[]string         `json:"paths"`
 }
 
 // throttlingOption is @statesync/core's InvalidationThrottlingOptions, plus maxWaitMs.
@@ -363,12 +366,12 @@ type channelStatus struct {
 	State         engine.State    `json:"state"`
 	LocalRevision engine.Revision `json:"localRevision"`
 	Epoch         string          `json:"epoch,omitempty"`
-	Counters      engine.Counters `json:"counters"`
+	Counters      counters        `json:"counters"`
 }
 
 func statusOf(ch *channel) channelStatus {
 	st := ch.engine.Status()
-	return channelStatus{Channel: ch.name, Topic: ch.topic.name, Source: ch.source, State: st.State, LocalRevision: st.LocalRevision, Epoch: st.Epoch, Counters: st.Counters}
+	return channelStatus{Channel: ch.name, Topic: ch.topic.name, Source: ch.source, State: st.State, LocalRevision: st.LocalRevision, Epoch: st.Epoch, Counters: countersOf(ch, st.Counters)}
 }
 
 func (s *Server) status(params json.RawMessage) (any, error) {

@@ -224,14 +224,30 @@ var deletedData = json.RawMessage("null")
 type applier struct {
 	s       *Server
 	ch      *channel
-	timeout string // names the call timeout, see Server.call
+	timeout string         // names the call timeout, see Server.call
+	d       *channelDeltas // nil: the channel takes full data, as before deltas (see deltas.go)
 }
 
 func (a applier) Apply(ctx context.Context, snapshot engine.Snapshot) error {
-	p := applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: snapshot.Data}
+	if a.d != nil {
+		return a.d.apply(ctx, a, snapshot)
+	}
+	return a.send(ctx, snapshot, snapshot.Data)
+}
+
+// send is a full apply of snapshot carrying data (snapshot's, or its projection).
+func (a applier) send(ctx context.Context, snapshot engine.Snapshot, data json.RawMessage) error {
+	p := applyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, Data: data}
 	if snapshot.Deleted {
 		p.Deleted, p.Data = true, deletedData
 	}
+	_, err := a.s.call(ctx, "apply", p, a.timeout)
+	return err
+}
+
+// sendPatch is an apply carrying a patch from base instead of data.
+func (a applier) sendPatch(ctx context.Context, snapshot engine.Snapshot, base engine.Revision, patch json.RawMessage) error {
+	p := deltaApplyParams{Channel: a.ch.name, Topic: a.ch.topic.name, Revision: snapshot.Revision, Epoch: snapshot.Epoch, BaseRevision: base, Patch: patch}
 	_, err := a.s.call(ctx, "apply", p, a.timeout)
 	return err
 }

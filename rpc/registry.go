@@ -42,6 +42,9 @@ type topic struct {
 	// after unlocking: routing an event costs no allocation and no map walk, and a
 	// stale event costs the same at 1 channel and at 1,000 (see engine.Fanout).
 	fanout *engine.Fanout
+	// hist is the data and patches the topic's delta channels share (deltas.go). Set
+	// under Server.mu by add with the first such channel, never changed after.
+	hist *history
 }
 
 type channel struct {
@@ -52,6 +55,9 @@ type channel struct {
 	// sink is the engine's sink while subscribed, nil otherwise. Written and read under
 	// Server.mu.
 	sink engine.Sink
+	// deltas is the channel's delta state when it opted in (options.deltas or paths),
+	// nil otherwise. Set by add before the channel is published, never changed.
+	deltas *channelDeltas
 }
 
 func (r *registry) isShuttingDown() bool {
@@ -141,6 +147,10 @@ func (sub subscription) Subscribe(_ context.Context, sink engine.Sink) (func(), 
 // add opens a channel in the tables, checked against what is open: its name is free,
 // the channel limit, and its topic's source.
 func (s *Server) add(p openParams, source Source, cfg engine.Config) (*channel, error) {
+	deltaOpts, err := parseDeltaOptions(p.Options)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, exists := s.channels[p.Channel]; exists {
@@ -166,7 +176,10 @@ func (s *Server) add(p openParams, source Source, cfg engine.Config) (*channel, 
 	if p.Options != nil && p.Options.CallTimeoutMs != nil {
 		timeout = fmt.Sprintf("%s, the channel's options.callTimeoutMs", cfg.CallTimeout)
 	}
-	cfg.Applier = applier{s: s, ch: ch, timeout: timeout}
+	if deltaOpts.active() {
+		ch.deltas = &channelDeltas{opts: deltaOpts, hist: s.historyFor(t, source)}
+	}
+	cfg.Applier = applier{s: s, ch: ch, timeout: timeout, d: ch.deltas}
 	cfg.OnError = s.notifyError
 	switch source {
 	case SourceStore:

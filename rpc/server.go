@@ -68,6 +68,9 @@ type Config struct {
 	Logger          *slog.Logger  // nil: silent
 	Trace           io.Writer     // every frame in and out; nil: off
 	Version         string        // reported by initialize
+	// DeltaHistoryBytes bounds each topic's history for deltas (deltas.go) [4 MiB];
+	// negative: none, every apply carries full data.
+	DeltaHistoryBytes int
 }
 
 func (c Config) withDefaults() Config {
@@ -250,6 +253,8 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 		s.handleStoreWrite(ctx, req, params, s.beginSet)
 	case "state.delete":
 		s.handleStoreWrite(ctx, req, params, s.beginDelete)
+	case "state.patch":
+		s.handleStoreWrite(ctx, req, params, s.beginPatch)
 	case "state.get":
 		// Off the read goroutine: the store may wait for writes begun before it to be
 		// durable. When the group is full it runs here.
@@ -280,7 +285,7 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.
 // checks requests, and a notification it let through unchecked must not act either.
 var requestOnly = map[string]bool{
 	"initialize": true, "channel.open": true, "channel.close": true, "channel.refresh": true,
-	"channel.status": true, "channel.list": true, "state.set": true, "state.get": true,
+	"channel.status": true, "channel.list": true, "state.set": true, "state.get": true, "state.patch": true,
 	"shutdown": true,
 }
 

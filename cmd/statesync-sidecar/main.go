@@ -68,6 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		maxChannels   = flags.Int("max-channels", 10000, "open channels at once")
 		maxInFlight   = flags.Int("max-in-flight", 4096, "requests that wait on the host (open, refresh, shutdown) handled at once; more are answered -32003")
 		maxStoreBytes = flags.Int("max-store-bytes", 8<<20, "largest data of one store topic")
+		deltaHistory  = flags.Int("delta-history-bytes", rpc.DefaultDeltaHistoryBytes, "data of recent revisions kept per topic to send deltas from, and again for computed patches (0: deltas off, every apply carries full data)")
 		parentPID     = flags.Int("parent-pid", 0, "exit when this process is gone (0: off)")
 		showVersion   = flags.Bool("version", false, "print the version and exit")
 		help          = flags.BoolP("help", "h", false, "print this help and exit")
@@ -131,6 +132,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageError("--max-channels: want at least 1")
 	case *maxStoreBytes < 1:
 		return usageError("--max-store-bytes: want at least 1")
+	case *deltaHistory < 0:
+		return usageError("--delta-history-bytes: want 0 (deltas off) or a number of bytes")
 	case *parentPID < 0:
 		return usageError("--parent-pid: want a process id")
 	}
@@ -155,6 +158,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Store:           store,
 		Logger:          logger,
 		Version:         versionString(),
+	}
+	cfg.DeltaHistoryBytes = *deltaHistory
+	if *deltaHistory == 0 {
+		cfg.DeltaHistoryBytes = -1 // Config's 0 is the default
 	}
 	if *trace {
 		cfg.Trace = stderr
