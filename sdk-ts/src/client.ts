@@ -192,25 +192,31 @@ export class StateSyncClient {
   /**
    * Changes a topic of the embedded store by an RFC 6902 JSON Patch (`state.patch`): the
    * whole patch applies or nothing changes. A failed `test` op rejects with RpcError
-   * -32005 (`data.currentRevision`, `data.path`), as does a mismatched
-   * `expectedRevision`: `test` ops are a compare-and-set per path. A patch that is not
-   * RFC 6902 rejects with RpcError -32602 naming the op before anything is sent; one that
-   * does not fit the data (a path to replace that is not there), -32602 from the sidecar.
+   * -32005 (`data.currentRevision`, `data.path`, `data.index`), as does a mismatched
+   * `expectedRevision` (`data.currentRevision`): `test` ops are a compare-and-set per path.
+   * A patch that is not RFC 6902 rejects with RpcError -32602 naming the op before anything
+   * is sent; one that does not fit the data (a path to replace that is not there, a topic
+   * with no data), -32602 from the sidecar.
    */
   patch(
     topic: string,
     patch: JsonPatch,
-    options: { expectedRevision?: Revision } & RequestOptions = {},
+    options: { expectedRevision?: Revision; sourceId?: string } & RequestOptions = {},
   ): Promise<SetResult> {
-    const { expectedRevision, ...requestOptions } = options;
+    const { expectedRevision, sourceId, ...requestOptions } = options;
     try {
-      checkPatchParams(topic, patch, expectedRevision);
+      checkPatchParams(topic, patch, expectedRevision, sourceId);
     } catch (error) {
       return Promise.reject(error);
     }
     return this.connection.request(
       "state.patch",
-      { topic, patch, ...(expectedRevision === undefined ? {} : { expectedRevision }) },
+      {
+        topic,
+        patch,
+        ...(expectedRevision === undefined ? {} : { expectedRevision }),
+        ...(sourceId === undefined ? {} : { sourceId }),
+      },
       requestOptions,
     );
   }

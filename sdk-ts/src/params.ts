@@ -161,15 +161,15 @@ export function checkSetParams(topic: unknown, data: unknown, expectedRevision: 
 }
 
 /**
- * The checks of `state.patch` (topic and expectedRevision as state.set), plus that `patch`
+ * The checks of `state.patch` (topic, expectedRevision and sourceId as state.set), plus that `patch`
  * is an RFC 6902 patch that JSON carries as written: -32602 naming the op's index.
  */
-export function checkPatchParams(topic: unknown, patch: unknown, expectedRevision: unknown): void {
+export function checkPatchParams(topic: unknown, patch: unknown, expectedRevision: unknown, sourceId: unknown): void {
   if (patch === undefined) {
     throw invalid("patch", "is missing: send an RFC 6902 JSON Patch, an array of operations", false);
   }
-  // state.set's checks of topic and expectedRevision; patch stands in for data.
-  checkSetParams(topic, null, expectedRevision, undefined);
+  // state.set's checks of topic, expectedRevision and sourceId; patch stands in for data.
+  checkSetParams(topic, null, expectedRevision, sourceId);
   const problem = jsonProblem(patch, "patch");
   if (problem !== undefined) {
     throw new RpcError(ErrorCodes.InvalidParams, `invalid params: ${problem}`, { field: "patch" });

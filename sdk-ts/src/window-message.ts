@@ -130,7 +130,7 @@ const methods: Record<string, MethodRule> = {
   },
   "state.patch": {
     params: {
-      members: { topic: "string", patch: "any", expectedRevision: "string" },
+      members: { topic: "string", patch: "any", expectedRevision: "string", sourceId: "string" },
       required: ["topic", "patch"],
       closed: true,
     },

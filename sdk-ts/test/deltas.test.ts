@@ -323,8 +323,8 @@ describe("client.patch", () => {
     const plain = await patchCall(client, sidecar, topic, patch);
     expect(plain.sent.params).toEqual({ topic, patch });
     expect(plain.result).toEqual({ topic, revision: "8" });
-    const cas = await patchCall(client, sidecar, topic, patch, { expectedRevision: "7" });
-    expect(cas.sent.params).toEqual({ topic, patch, expectedRevision: "7" });
+    const cas = await patchCall(client, sidecar, topic, patch, { expectedRevision: "7", sourceId: "w1" });
+    expect(cas.sent.params).toEqual({ topic, patch, expectedRevision: "7", sourceId: "w1" });
   });
 
   it("refuses a patch that is not RFC 6902 before sending it, -32602 naming the op", async () => {

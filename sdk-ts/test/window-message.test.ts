@@ -85,7 +85,12 @@ describe("the relay's reading of a window message", () => {
       method: "channel.open",
       params: open,
     });
-    const patch = { topic: "t", patch: [{ op: "replace", path: "/a", value: 1 }], expectedRevision: "3" };
+    const patch = {
+      topic: "t",
+      patch: [{ op: "replace", path: "/a", value: 1 }],
+      expectedRevision: "3",
+      sourceId: "w1",
+    };
     expect(readWindowMessage({ jsonrpc: "2.0", id: 2, method: "state.patch", params: patch })).toEqual({
       kind: "request",
       id: 2,
@@ -107,11 +112,11 @@ describe("the relay's reading of a window message", () => {
       });
     }
     expect(
-      readWindowMessage({ jsonrpc: "2.0", id: 4, method: "state.patch", params: { ...patch, sourceId: "s" } }),
+      readWindowMessage({ jsonrpc: "2.0", id: 4, method: "state.patch", params: { ...patch, origin: "s" } }),
     ).toMatchObject({
       kind: "refused",
       code: -32602,
-      message: expect.stringContaining('"params.sourceId" is unknown'),
+      message: expect.stringContaining('"params.origin" is unknown'),
     });
     expect(readWindowMessage({ jsonrpc: "2.0", id: 5, method: "state.patch", params: { topic: "t" } })).toMatchObject({
       kind: "refused",
