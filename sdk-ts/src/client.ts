@@ -269,9 +269,7 @@ export class StateSyncClient {
     return () => {
       if (this.#channels.get(channel) === handlers) {
         this.#channels.delete(channel);
-        if (this.#bases.has(channel)) {
-          this.#bases.set(channel, undefined); // a later delta must not build on what it held
-        }
+        this.#bases.delete(channel); // nothing more is applied here; a reopen starts afresh
       }
     };
   }
