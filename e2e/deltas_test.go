@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,4 +298,86 @@ func TestHostTopicPathsAndTheHistoryFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// state.patch ends in state.set's durable write: killed (SIGKILL) in the middle of a
+// stream of patches from several goroutines, each appending one entry to a log, the
+// sidecar restarted on the same file holds every acknowledged entry, once each, only
+// entries that were sent, and one revision per entry (every patch whole or not at all).
+func TestStatePatchSurvivesKill9(t *testing.T) {
+	const (
+		rounds  = 3
+		writers = 4
+	)
+	path := t.TempDir() + "/state.json"
+	c := start(t, newFakeHost(), "--store-file", path)
+	stateSet(t, c, "log", json.RawMessage(`{"entries":[]}`))
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+	)
+	verify := func(round int) {
+		t.Helper()
+		got := stateGet(t, c, "log")
+		var doc struct {
+			Entries []string `json:"entries"`
+		}
+		require.NoError(t, json.Unmarshal(got.Data, &doc), "round %d: %s", round, got.Data)
+		seen := map[string]bool{}
+		for _, e := range doc.Entries {
+			require.False(t, seen[e], "round %d: entry %s twice", round, e)
+			seen[e] = true
+		}
+		require.Equal(t, fmt.Sprint(1+len(doc.Entries)), got.Revision, "round %d: one revision per patch, each whole", round)
+		mu.Lock()
+		defer mu.Unlock()
+		for e := range acked {
+			require.True(t, seen[e], "round %d: acknowledged entry %s lost", round, e)
+		}
+	}
+	for round := range rounds {
+		verify(round)
+		ctx := testContext(t)
+		var (
+			wg     sync.WaitGroup
+			acks   atomic.Int64
+			once   sync.Once
+			enough = make(chan struct{})
+		)
+		killAfter := int64(10 + 10*round)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for seq := 0; seq < 10000; seq++ {
+					entry := fmt.Sprintf("r%d-w%d-%d", round, w, seq)
+					patch := []any{map[string]any{"op": "add", "path": "/entries/-", "value": entry}}
+					if err := c.Call(ctx, "state.patch", map[string]any{"topic": "log", "patch": patch}, nil); err != nil {
+						return // killed: unacknowledged
+					}
+					mu.Lock()
+					acked[entry] = true
+					mu.Unlock()
+					if acks.Add(1) == killAfter {
+						once.Do(func() { close(enough) })
+					}
+				}
+			}()
+		}
+		select {
+		case <-enough:
+		case <-time.After(testTimeout):
+			t.Fatalf("round %d: too few patches acknowledged in %s", round, testTimeout)
+		}
+		c.Kill()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
+			t.Fatalf("round %d: writers still blocked after the kill", round)
+		}
+		c = start(t, newFakeHost(), "--store-file", path)
+	}
+	verify(rounds)
 }

@@ -443,3 +443,13 @@ func countersOf(ch *channel, c engine.Counters) counters {
 	}
 	return out
 }
+
+// topicHistory returns the history of the open topic name, nil when it has none.
+func (s *Server) topicHistory(name string) *history {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.topics[name]; t != nil {
+		return t.hist
+	}
+	return nil
+}

@@ -30,8 +30,8 @@ type windowHost struct {
 	mu       sync.Mutex
 	changed  *sync.Cond
 	windows  map[string]*window
-	applies  []map[string]any // every apply's params, in order
-	snapshot func(topic string) string
+	applies  []map[string]any                   // every apply's params, in order
+	snapshot func(topic, channel string) string // getSnapshot's result; channel is "" for source host
 	// tamper, when set, runs before a delta apply is checked: a test uses it to make the
 	// window lose track of its state.
 	tamper func(w *window, params map[string]any)
@@ -99,10 +99,10 @@ func (h *windowHost) read(out *bufio.Reader) {
 		case msg.Method == "apply":
 			h.write(h.apply(msg.ID, msg.Params))
 		case msg.Method == "getSnapshot":
-			var p struct{ Topic string }
+			var p struct{ Topic, Channel string }
 			_ = json.Unmarshal(msg.Params, &p)
 			h.mu.Lock()
-			result := h.snapshot(p.Topic)
+			result := h.snapshot(p.Topic, p.Channel)
 			h.mu.Unlock()
 			h.write(map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": json.RawMessage(result)})
 		case msg.Method == "":

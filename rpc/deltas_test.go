@@ -386,3 +386,27 @@ func TestTheHistoryIsBoundedInBytes(t *testing.T) {
 	require.False(t, h.remember(data(12)))
 	require.Nil(t, h.get(revKey{"e", "12"}))
 }
+
+// Source "channel": each channel's owner answers for it alone, so two channels of one
+// topic may hold different data at one revision; each has its own history, and each
+// window gets the patch from its own data.
+func TestChannelSourcedTopicsKeepAHistoryPerChannel(t *testing.T) {
+	h := startWindowHost(t, Config{DefaultSource: SourceChannel})
+	revision := "1"
+	h.snapshot = func(_, channel string) string { // called with h.mu held
+		return fmt.Sprintf(`{"revision":%q,"data":%s}`, revision, leaf(7, len(channel)*100+map[string]int{"1": 0, "2": 1}[revision]))
+	}
+	openDeltas(h, "a", map[string]any{"deltas": true})
+	openDeltas(h, "bb", map[string]any{"deltas": true})
+	h.mu.Lock()
+	revision = "2"
+	h.mu.Unlock()
+	for _, ch := range []string{"a", "bb"} {
+		h.result("invalidate", map[string]any{"topic": deltaTopic, "revision": "2", "channel": ch})
+	}
+	requireSameJSON(t, leaf(7, 101), h.waitWindow("a", "2").data)
+	requireSameJSON(t, leaf(7, 201), h.waitWindow("bb", "2").data)
+	require.Equal(t, 1, h.waitWindow("a", "2").deltas)
+	require.Equal(t, 1, h.waitWindow("bb", "2").deltas)
+	require.Nil(t, h.server.openTopic(deltaTopic).hist, "no history shared by the topic's channels")
+}

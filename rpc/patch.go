@@ -79,9 +79,9 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 	}
 	// The patch is the delta from base to the next revision: the topic's delta channels
 	// at base get it without a diff. Seeded before the channels are told of the write.
-	if t := s.openTopic(p.Topic); t != nil && t.hist != nil {
+	if hist := s.topicHistory(p.Topic); hist != nil {
 		if next, err := base.Revision.Next(); err == nil {
-			t.hist.seed(base.Epoch, base.Revision, next, p.Patch)
+			hist.seed(base.Epoch, base.Revision, next, p.Patch)
 		}
 	}
 	return s.finishStoreWrite(p.Topic, p.SourceID, wait, true), nil
