@@ -1,11 +1,13 @@
 import { Connection, type ConnectionOptions, type ConnectionState, type RequestOptions } from "./connection.js";
 import { ErrorCodes, RpcError } from "./errors.js";
+import { applyPatch, cloneJson, type JsonPatch, JsonPatchError } from "./json-patch.js";
 import { isRecord, type Link } from "./link.js";
-import { checkInvalidateParams, checkSetParams } from "./params.js";
+import { checkInvalidateParams, checkPatchParams, checkSetParams } from "./params.js";
 import {
   type ApplyParams,
   type ChannelRevision,
   type ChannelStatus,
+  type DeltaRejection,
   type ErrorNotification,
   type GetResult,
   type InitializeResult,
@@ -29,10 +31,21 @@ export interface ConnectOptions extends ConnectionOptions {
 export interface ChannelHandlers {
   /** Answers `getSnapshot {channel}`: present for channels of source `channel`. */
   getSnapshot?(): Promise<Snapshot>;
-  /** Runs `apply {channel}`; a throw answers "not applied". */
+  /**
+   * Runs `apply {channel}`; a throw answers "not applied". `data` is always the full new
+   * data: a delta is applied by the client first (see openChannel), and `data` is never an
+   * object the client changes later.
+   */
   apply(params: ApplyParams): Promise<void> | void;
   /** Gets the sidecar's `error` notifications for the channel. */
   onError?(params: ErrorNotification): void;
+}
+
+/** What a delta channel last applied. */
+interface Base {
+  revision: Revision;
+  epoch?: string;
+  data: unknown;
 }
 
 /**
@@ -73,6 +86,11 @@ export class StateSyncClient {
   /** What the sidecar answered to `initialize`. */
   readonly server: InitializeResult;
   readonly #channels = new Map<string, ChannelHandlers>();
+  /**
+   * Channels opened with `deltas: true`, and what each last applied (undefined until its
+   * first apply): a private copy, never handed to an applier, that the next patch applies to.
+   */
+  readonly #bases = new Map<string, Base | undefined>();
   readonly #errorHandlers = new Set<(params: ErrorNotification) => void>();
   #hostSnapshots: ((topic: string) => Promise<Snapshot>) | undefined;
 
@@ -88,12 +106,28 @@ export class StateSyncClient {
     return this.connection.state;
   }
 
+  /**
+   * Opens a channel. With `options.deltas: true` (send it only when `server.capabilities`
+   * has `deltas`: an older sidecar refuses the option), the client keeps a copy of what the
+   * channel last applied, turns each delta apply into the full new data before the
+   * channel's handler sees it, and answers DeltaRejected (-32011) when it cannot: the
+   * sidecar then sends the full data.
+   */
   openChannel(params: OpenChannelParams, options?: RequestOptions): Promise<OpenChannelResult> {
+    if (isRecord(params) && typeof params.channel === "string") {
+      if (params.options?.deltas === true) {
+        this.#bases.set(params.channel, undefined); // before sending: the first apply comes before the answer
+      } else {
+        this.#bases.delete(params.channel);
+      }
+    }
     return this.connection.request("channel.open", params, options);
   }
 
-  closeChannel(channel: string, options?: RequestOptions): Promise<ChannelRevision> {
-    return this.connection.request("channel.close", { channel }, options);
+  async closeChannel(channel: string, options?: RequestOptions): Promise<ChannelRevision> {
+    const result = await this.connection.request<ChannelRevision>("channel.close", { channel }, options);
+    this.#bases.delete(channel);
+    return result;
   }
 
   refreshChannel(channel: string, options?: RequestOptions): Promise<ChannelRevision> {
@@ -156,6 +190,38 @@ export class StateSyncClient {
   }
 
   /**
+   * Changes a topic of the embedded store by an RFC 6902 JSON Patch (`state.patch`): the
+   * whole patch applies or nothing changes. A failed `test` op rejects with RpcError
+   * -32005 (`data.currentRevision`, `data.path`, `data.index`), as does a mismatched
+   * `expectedRevision` (`data.currentRevision`): `test` ops are a compare-and-set per path.
+   * A patch that is not RFC 6902 rejects with RpcError -32602 naming the op before anything
+   * is sent; one that does not fit the data (a path to replace that is not there, a topic
+   * with no data), -32602 from the sidecar.
+   */
+  patch(
+    topic: string,
+    patch: JsonPatch,
+    options: { expectedRevision?: Revision; sourceId?: string } & RequestOptions = {},
+  ): Promise<SetResult> {
+    const { expectedRevision, sourceId, ...requestOptions } = options;
+    try {
+      checkPatchParams(topic, patch, expectedRevision, sourceId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.connection.request(
+      "state.patch",
+      {
+        topic,
+        patch,
+        ...(expectedRevision === undefined ? {} : { expectedRevision }),
+        ...(sourceId === undefined ? {} : { sourceId }),
+      },
+      requestOptions,
+    );
+  }
+
+  /**
    * Returns a topic of the embedded store to unset. The deletion is the topic's next
    * revision: open channels are applied it with `deleted: true` and `data: null`, and the
    * next write goes on from it. With `expectedRevision`, a compare-and-set (RpcError
@@ -203,6 +269,7 @@ export class StateSyncClient {
     return () => {
       if (this.#channels.get(channel) === handlers) {
         this.#channels.delete(channel);
+        this.#bases.delete(channel); // nothing more is applied here; a reopen starts afresh
       }
     };
   }
@@ -261,8 +328,70 @@ export class StateSyncClient {
     if (!isRecord(params) || typeof params.channel !== "string") {
       throw new RpcError(ErrorCodes.InvalidParams, "apply: want params {channel, topic, revision, data}");
     }
-    await this.#served(params.channel).apply(params as unknown as ApplyParams);
+    const channel = params.channel;
+    const handlers = this.#served(channel);
+    const tracked = this.#bases.has(channel);
+    const delta = params.patch !== undefined || params.baseRevision !== undefined;
+    const applied: ApplyParams = delta
+      ? { ...(params as unknown as ApplyParams), data: this.#patched(channel, params) }
+      : (params as unknown as ApplyParams);
+    // Copied before the handler runs: it may keep `data` (a Vue reactive wraps it) and
+    // change it later, and the next patch must apply to what was sent.
+    const kept = tracked ? cloneJson(applied.data) : undefined;
+    try {
+      await handlers.apply(applied);
+    } catch (error) {
+      if (delta && this.#channels.get(channel) === handlers) {
+        // The handler may hold parts of the patched data, which share the kept base's
+        // untouched parts: drop the base, so the next delta is answered with a full apply.
+        this.#bases.set(channel, undefined);
+      }
+      throw error;
+    }
+    if (tracked && this.#channels.get(channel) === handlers) {
+      this.#bases.set(channel, {
+        revision: applied.revision,
+        ...(applied.epoch === undefined ? {} : { epoch: applied.epoch }),
+        data: kept,
+      });
+    }
     return {};
+  }
+
+  /** The full new data of a delta apply, or DeltaRejected; the handler is not called then. */
+  #patched(channel: string, params: Record<string, unknown>): unknown {
+    const base = this.#bases.get(channel);
+    const local = base === undefined ? {} : { localRevision: base.revision };
+    const reject = (reason: DeltaRejection["reason"], why: string): RpcError =>
+      new RpcError(ErrorCodes.DeltaRejected, `delta rejected (${reason}): ${why}; send the full data`, {
+        reason,
+        ...local,
+      } satisfies DeltaRejection);
+    if (params.data !== undefined) {
+      throw reject("patchFailed", "the apply carries both data and patch");
+    }
+    if (base === undefined) {
+      throw reject(
+        "baseMismatch",
+        this.#bases.has(channel)
+          ? `channel "${channel}" has applied no data yet`
+          : `channel "${channel}" was not opened with deltas here`,
+      );
+    }
+    if (params.baseRevision !== base.revision || params.epoch !== base.epoch) {
+      throw reject(
+        "baseMismatch",
+        `the patch is from revision ${JSON.stringify(params.baseRevision)}${params.epoch === base.epoch ? "" : ` of epoch ${JSON.stringify(params.epoch)}`}, channel "${channel}" last applied ${base.revision}${base.epoch === undefined ? "" : ` of epoch ${JSON.stringify(base.epoch)}`}`,
+      );
+    }
+    try {
+      return applyPatch(base.data, params.patch);
+    } catch (error) {
+      if (error instanceof JsonPatchError) {
+        throw reject("patchFailed", error.message);
+      }
+      throw error;
+    }
   }
 
   #served(channel: string): ChannelHandlers {

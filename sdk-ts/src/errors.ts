@@ -13,6 +13,12 @@ export const ErrorCodes = {
   UnsupportedProtocolVersion: -32006,
   SyncFailed: -32007,
   ShuttingDown: -32008,
+  /**
+   * A window's answer to a delta apply it could not use: its last applied revision is not
+   * the delta's `baseRevision`, or the patch did not apply. `data.reason` is "baseMismatch"
+   * or "patchFailed"; the sidecar then sends the full data (docs/protocol.md, Deltas).
+   */
+  DeltaRejected: -32011,
 } as const;
 
 /**

@@ -12,6 +12,7 @@ export {
 } from "./connection.js";
 export { ConnectionClosedError, ErrorCodes, RequestTimeoutError, RpcError, StoppedError } from "./errors.js";
 export { createLineDecoder, encodeLine, type LineDecoder, type LineDecoderOptions } from "./framing.js";
+export type { JsonPatch, JsonPatchOperation } from "./json-patch.js";
 export type {
   JsonRpcErrorObject,
   JsonRpcMessage,
@@ -27,6 +28,8 @@ export {
   type ChannelOptions,
   type ChannelRevision,
   type ChannelStatus,
+  type DeltaRejection,
+  type DeltasCapability,
   type ErrorNotification,
   type GetResult,
   type GetSnapshotParams,

@@ -1,4 +1,5 @@
 import { ErrorCodes, RpcError } from "./errors.js";
+import { checkPatch, JsonPatchError } from "./json-patch.js";
 import { isRecord } from "./link.js";
 import { MAX_REVISION } from "./revision.js";
 
@@ -156,6 +157,33 @@ export function checkSetParams(topic: unknown, data: unknown, expectedRevision: 
   const problem = jsonProblem(data, "data");
   if (problem !== undefined) {
     throw new RpcError(ErrorCodes.InvalidParams, `invalid params: ${problem}`, { field: "data" });
+  }
+}
+
+/**
+ * The checks of `state.patch` (topic, expectedRevision and sourceId as state.set), plus that `patch`
+ * is an RFC 6902 patch that JSON carries as written: -32602 naming the op's index.
+ */
+export function checkPatchParams(topic: unknown, patch: unknown, expectedRevision: unknown, sourceId: unknown): void {
+  if (patch === undefined) {
+    throw invalid("patch", "is missing: send an RFC 6902 JSON Patch, an array of operations", false);
+  }
+  // state.set's checks of topic, expectedRevision and sourceId; patch stands in for data.
+  checkSetParams(topic, null, expectedRevision, sourceId);
+  const problem = jsonProblem(patch, "patch");
+  if (problem !== undefined) {
+    throw new RpcError(ErrorCodes.InvalidParams, `invalid params: ${problem}`, { field: "patch" });
+  }
+  try {
+    checkPatch(patch);
+  } catch (error) {
+    if (error instanceof JsonPatchError) {
+      throw new RpcError(ErrorCodes.InvalidParams, `invalid params: patch: ${error.message}`, {
+        field: "patch",
+        ...(error.index === -1 ? {} : { index: error.index }),
+      });
+    }
+    throw error;
   }
 }
 

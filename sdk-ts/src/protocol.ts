@@ -1,5 +1,7 @@
 // Params and results of protocol v1, as docs/protocol.md defines them.
 
+import type { JsonPatch } from "./json-patch.js";
+
 export const PROTOCOL_VERSION = "1";
 
 /** Canonical decimal u64 string: "0", "1", "42". */
@@ -20,8 +22,18 @@ export interface InitializeResult {
     maxMessageBytes?: number;
     maxChannels?: number;
     callTimeoutMs?: number;
+    /** Present when the sidecar can send deltas and take `paths` (docs/protocol.md, Deltas). */
+    deltas?: DeltasCapability;
     [key: string]: unknown;
   };
+}
+
+export interface DeltasCapability {
+  version: number;
+  /** Bytes of past data the sidecar keeps per topic to compute patches from; 0: every apply is full. */
+  historyBytes: number;
+  /** A patch is sent only when at most this fraction of the full data's size. */
+  minSavingsRatio: number;
 }
 
 export interface RetryOptions {
@@ -58,6 +70,16 @@ export interface ChannelOptions {
   resyncIntervalMs?: number;
   retry?: RetryOptions;
   throttling?: ThrottlingOptions;
+  /**
+   * Applies may carry a JSON Patch from the channel's last applied data instead of the
+   * data (needs the sidecar's `deltas` capability; createRevisionSync sets it for you).
+   */
+  deltas?: boolean;
+  /**
+   * RFC 6901 JSON Pointers (1 to 64, none ""): the channel receives the projection of the
+   * data on them, and an apply only when one of them changed.
+   */
+  paths?: string[];
 }
 
 export interface OpenChannelParams {
@@ -86,7 +108,16 @@ export interface ChannelStatus {
   state: "starting" | "running" | "stopped";
   localRevision: Revision;
   epoch?: string;
-  counters: { refreshes: number; applies: number; ignoredEvents: number; errors: number };
+  counters: {
+    refreshes: number;
+    applies: number;
+    ignoredEvents: number;
+    errors: number;
+    /** Applies sent as a delta (sidecars with the `deltas` capability). */
+    deltas?: number;
+    /** Deltas the window answered DeltaRejected (each followed by a full apply). */
+    deltaRejections?: number;
+  };
 }
 
 export interface InvalidateParams {
@@ -117,6 +148,20 @@ export interface ApplyParams<T = unknown> {
   epoch?: string;
   /** The store topic was deleted (state.delete) at this revision; data is null. */
   deleted?: true;
+  /**
+   * Set when the sidecar sent a delta: the RFC 6902 patch that turned the data applied at
+   * `baseRevision` into `data`. `data` is the full new data all the same (the SDK applied
+   * the patch to its own copy); an applier that can patch in place may use these instead.
+   */
+  patch?: JsonPatch;
+  baseRevision?: Revision;
+}
+
+/** `data` of the DeltaRejected (-32011) answer to a delta apply. */
+export interface DeltaRejection {
+  reason: "baseMismatch" | "patchFailed";
+  /** The revision the window last applied on the channel, when it has one. */
+  localRevision?: Revision;
 }
 
 export interface SetResult {

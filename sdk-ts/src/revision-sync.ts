@@ -1,6 +1,7 @@
 import type { StateSyncClient } from "./client.js";
 import { toErrorObject } from "./connection.js";
 import { ErrorCodes, RpcError, StoppedError } from "./errors.js";
+import { type JsonPatch, parsePointer } from "./json-patch.js";
 import { isRecord } from "./link.js";
 import { cutToBytes, MAX_NAME_BYTES, topicProblem, utf8Length } from "./names.js";
 import type {
@@ -29,9 +30,18 @@ export interface SnapshotProvider<T> {
 export interface SnapshotApplier<T> {
   /**
    * `epoch` is there when the source names its lives; `deleted` when a store topic was
-   * deleted (state.delete), with data null.
+   * deleted (state.delete), with data null. `patch` and `baseRevision` are there when the
+   * sidecar sent a delta: `data` is the full new data all the same, and the patch turns the
+   * data applied at `baseRevision` into it, for appliers that can patch in place.
    */
-  apply(envelope: { revision: Revision; data: T; epoch?: string; deleted?: true }): void | Promise<void>;
+  apply(envelope: {
+    revision: Revision;
+    data: T;
+    epoch?: string;
+    deleted?: true;
+    patch?: JsonPatch;
+    baseRevision?: Revision;
+  }): void | Promise<void>;
 }
 
 export interface RevisionSyncHandle {
@@ -89,6 +99,18 @@ interface CommonOptions<T> {
    * the same name; the sidecar's engine applies it (channel.open options.throttling).
    */
   throttling?: ThrottlingOptions;
+  /**
+   * Let the sidecar send only what changed, as a JSON Patch (docs/protocol.md, Deltas).
+   * Default true; used only when the sidecar has the `deltas` capability. The applier
+   * still gets the full data; the SDK keeps a copy of the channel's data to patch.
+   */
+  deltas?: boolean;
+  /**
+   * Sync only these parts of the topic: RFC 6901 JSON Pointers such as "/settings/theme"
+   * (1 to 64, none ""). The applier gets the projection of the data on them, and an apply
+   * only when one of them changed. Needs the sidecar's `deltas` capability.
+   */
+  paths?: readonly string[];
 }
 
 /**
@@ -114,6 +136,8 @@ const knownOptions = new Set([
   "source",
   "channelOptions",
   "throttling",
+  "deltas",
+  "paths",
 ]);
 
 /** What a provider or applier threw, kept until the sidecar's report of that failure arrives. */
@@ -157,6 +181,39 @@ function checkOptions(options: RevisionSyncOptions<unknown>): void {
   if (!isRecord(options.applier) || typeof options.applier.apply !== "function") {
     throw new TypeError("createRevisionSync: options.applier must be an object with apply({ revision, data })");
   }
+  if (options.deltas !== undefined && typeof options.deltas !== "boolean") {
+    throw new TypeError(`createRevisionSync: options.deltas is ${JSON.stringify(options.deltas)}: use true or false`);
+  }
+  if (options.paths !== undefined) {
+    checkPaths(options.paths);
+  }
+}
+
+/** Largest number of pointers in `paths`, as the sidecar allows. */
+const maxPaths = 64;
+
+/** The sidecar's checks of channel.open's `paths`, made before the channel opens. */
+function checkPaths(paths: unknown): void {
+  if (!Array.isArray(paths) || paths.length === 0 || paths.length > maxPaths) {
+    throw new TypeError(
+      `createRevisionSync: options.paths must list 1 to ${maxPaths} JSON Pointers such as ["/settings/theme"]; leave it out to sync the whole topic`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const path of paths as unknown[]) {
+    if (path === "") {
+      throw new TypeError('createRevisionSync: options.paths holds "", the whole document: leave paths out instead');
+    }
+    try {
+      parsePointer(path as string);
+    } catch (error) {
+      throw new TypeError(`createRevisionSync: options.paths: ${(error as Error).message}`);
+    }
+    if (seen.has(path as string)) {
+      throw new TypeError(`createRevisionSync: options.paths lists ${JSON.stringify(path)} twice: list it once`);
+    }
+    seen.add(path as string);
+  }
 }
 
 /**
@@ -175,7 +232,8 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
   }
   const source = provider !== undefined ? "channel" : options.source;
   const channel = options.channel ?? defaultChannel(topic);
-  const channelOptions = withThrottling(options.channelOptions, options.throttling);
+  const baseOptions = withThrottling(options.channelOptions, options.throttling);
+  checkGivenOnce(baseOptions, options as RevisionSyncOptions<unknown>);
 
   let status: Status = "idle";
   let localRevision: Revision = "0";
@@ -308,6 +366,8 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
         data: params.data as T,
         ...(params.epoch === undefined ? {} : { epoch: params.epoch }),
         ...(params.deleted === true ? { deleted: true as const } : {}),
+        ...(params.patch === undefined ? {} : { patch: params.patch }),
+        ...(params.baseRevision === undefined ? {} : { baseRevision: params.baseRevision }),
       });
     } catch (error) {
       keepThrown("apply", error);
@@ -398,6 +458,8 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
       unsubscribe = subscription;
     }
 
+    // Read now, not when the handle was made: a test's fake connection may answer later.
+    const channelOptions = withDeltas(baseOptions, options, connection.server?.capabilities?.deltas !== undefined);
     const open = connection.openChannel({
       channel,
       topic,
@@ -509,6 +571,43 @@ function withThrottling(
     );
   }
   return { ...channelOptions, throttling };
+}
+
+/** Each of deltas and paths is given once: as an option, or in channelOptions. */
+function checkGivenOnce(channelOptions: ChannelOptions | undefined, options: RevisionSyncOptions<unknown>): void {
+  for (const name of ["deltas", "paths"] as const) {
+    if (options[name] !== undefined && channelOptions?.[name] !== undefined) {
+      throw new TypeError(
+        `createRevisionSync: ${name} is given twice, as options.${name} and options.channelOptions.${name}: keep one`,
+      );
+    }
+  }
+}
+
+/**
+ * options.deltas and options.paths go on the wire as channel.open's options. `deltas` only
+ * when the sidecar says it can (an older one refuses an option it does not know); `paths`
+ * has no meaning without the capability, so asking for it there is a mistake to report.
+ */
+function withDeltas(
+  channelOptions: ChannelOptions | undefined,
+  { deltas, paths }: { deltas?: boolean | undefined; paths?: readonly string[] | undefined },
+  capable: boolean,
+): ChannelOptions | undefined {
+  if (paths !== undefined && !capable) {
+    throw new RpcError(
+      ErrorCodes.InvalidParams,
+      "createRevisionSync: options.paths needs a sidecar with the deltas capability (initialize's capabilities.deltas): update statesync-sidecar, or leave paths out",
+    );
+  }
+  const on = capable && (deltas ?? channelOptions?.deltas ?? true);
+  const extra: ChannelOptions = {
+    ...(on ? { deltas: true } : {}),
+    ...(paths === undefined ? {} : { paths: [...paths] }),
+  };
+  const { deltas: _given, ...rest } = channelOptions ?? {};
+  const merged = { ...rest, ...extra };
+  return Object.keys(merged).length === 0 ? undefined : merged;
 }
 
 function eventProblem(event: unknown): string | undefined {

@@ -8,7 +8,7 @@
 export interface WindowAccess {
   /** Topics the window may open channels on and read (`channel.open`, `state.get`). */
   open?: readonly string[];
-  /** Topics the window may write (`state.set`, `state.delete`). */
+  /** Topics the window may write (`state.set`, `state.patch`, `state.delete`). */
   write?: readonly string[];
   /**
    * Whether the window may send `invalidate` (with or without `channel`); the topic must
@@ -109,6 +109,7 @@ export function deniedCall(
     case "state.get":
       return topic !== undefined && access.may("open", topic) ? undefined : outside("open");
     case "state.set":
+    case "state.patch":
     case "state.delete":
       return topic !== undefined && access.may("write", topic) ? undefined : outside("write");
     case "invalidate":

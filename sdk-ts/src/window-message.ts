@@ -33,7 +33,7 @@ export interface WindowRefusal {
 }
 
 /** A member's rule: the JSON type the relay reads it as, or a nested object. */
-type Rule = "string" | "number" | "boolean" | "any" | ObjectRule;
+type Rule = "string" | "number" | "boolean" | "strings" | "any" | ObjectRule;
 
 interface ObjectRule {
   members: Record<string, Rule>;
@@ -68,7 +68,14 @@ const throttling: ObjectRule = {
 };
 
 const channelOptions: ObjectRule = {
-  members: { callTimeoutMs: "number", resyncIntervalMs: "number", retry, throttling },
+  members: {
+    callTimeoutMs: "number",
+    resyncIntervalMs: "number",
+    retry,
+    throttling,
+    deltas: "boolean",
+    paths: "strings",
+  },
   closed: true,
 };
 
@@ -118,6 +125,13 @@ const methods: Record<string, MethodRule> = {
     params: {
       members: { topic: "string", data: "any", expectedRevision: "string", sourceId: "string" },
       required: ["topic", "data"],
+      closed: true,
+    },
+  },
+  "state.patch": {
+    params: {
+      members: { topic: "string", patch: "any", expectedRevision: "string", sourceId: "string" },
+      required: ["topic", "patch"],
       closed: true,
     },
   },
@@ -326,6 +340,11 @@ function readObject(value: unknown, rule: ObjectRule, path: string, code: number
         throw new Refused(code, `${quote(memberPath)} is ${describe(member)}: send a finite number`);
       }
       read[name] = member;
+    } else if (memberRule === "strings") {
+      if (!Array.isArray(member)) {
+        throw new Refused(code, `${quote(memberPath)} is ${describe(member)}: send an array of strings`);
+      }
+      read[name] = member.map((item: unknown, i) => readString(item, `${memberPath}[${i}]`, code));
     } else if (memberRule === "boolean") {
       if (typeof member !== "boolean") {
         throw new Refused(code, `${quote(memberPath)} is ${describe(member)}: send true or false`);

@@ -26,7 +26,8 @@ describe("platform-free core", () => {
   for (const file of coreFiles) {
     it(`${file} imports nothing outside the SDK`, () => {
       const text = readFileSync(src + file, "utf8");
-      const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]);
+      // Not a word inside a string: json-patch.ts names its "from" member.
+      const specifiers = [...text.matchAll(/(?<![\w"'`])(?:from|import)\s*\(?\s*["']([^"'\s]+)["']/g)].map((m) => m[1]);
       const foreign = specifiers.filter((specifier) => !specifier?.startsWith("."));
       expect(foreign, `${file} imports ${foreign.join(", ")}`).toEqual([]);
     });

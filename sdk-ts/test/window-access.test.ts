@@ -37,7 +37,12 @@ describe("window access rules", () => {
       data: { rule: "write", method: "state.set", topic: "t" },
     });
     expect(deniedCall(access, "invalidate", { topic: "t", revision: "1" })?.data.rule).toBe("invalidate");
-    expect(deniedCall(access, "state.patch", { topic: "t" })?.data.rule).toBe("method");
+    expect(deniedCall(access, "state.patch", { topic: "t", patch: [] })).toMatchObject({
+      code: AccessDenied,
+      data: { rule: "write", method: "state.patch", topic: "t" },
+    });
+    expect(deniedCall(compileAccess({ write: ["t"] }), "state.patch", { topic: "t", patch: [] })).toBeUndefined();
+    expect(deniedCall(access, "state.merge", { topic: "t" })?.data.rule).toBe("method");
   });
 
   it("keep topic-wide sidecar errors of other topics from a window under rules", async () => {

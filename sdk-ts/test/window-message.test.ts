@@ -72,4 +72,55 @@ describe("the relay's reading of a window message", () => {
     });
     expect(reading.kind === "notification" && reading.params).not.toBe(params);
   });
+
+  it("reads the delta options of channel.open and state.patch (issue 15), refusing what the sidecar would", () => {
+    const open = {
+      channel: "c",
+      topic: "t",
+      options: { deltas: true, paths: ["/settings/theme", "/a~1b"] },
+    };
+    expect(readWindowMessage({ jsonrpc: "2.0", id: 1, method: "channel.open", params: open })).toEqual({
+      kind: "request",
+      id: 1,
+      method: "channel.open",
+      params: open,
+    });
+    const patch = {
+      topic: "t",
+      patch: [{ op: "replace", path: "/a", value: 1 }],
+      expectedRevision: "3",
+      sourceId: "w1",
+    };
+    expect(readWindowMessage({ jsonrpc: "2.0", id: 2, method: "state.patch", params: patch })).toEqual({
+      kind: "request",
+      id: 2,
+      method: "state.patch",
+      params: patch,
+    });
+    const refusals: [unknown, string][] = [
+      [{ ...open, options: { deltas: "yes" } }, '"params.options.deltas" is string "yes": send true or false'],
+      [{ ...open, options: { paths: "/a" } }, '"params.options.paths" is string "/a": send an array of strings'],
+      [{ ...open, options: { paths: ["/a", 7] } }, '"params.options.paths[1]" is number 7: send a string'],
+      [{ ...open, options: { paths: ["/a\ud800"] } }, '"params.options.paths[0]" holds a lone surrogate'],
+      [{ ...open, options: { Deltas: true } }, 'member "params.options.Deltas" differs only in case from "deltas"'],
+    ];
+    for (const [params, message] of refusals) {
+      expect(readWindowMessage({ jsonrpc: "2.0", id: 3, method: "channel.open", params })).toMatchObject({
+        kind: "refused",
+        code: -32602,
+        message: expect.stringContaining(message),
+      });
+    }
+    expect(
+      readWindowMessage({ jsonrpc: "2.0", id: 4, method: "state.patch", params: { ...patch, origin: "s" } }),
+    ).toMatchObject({
+      kind: "refused",
+      code: -32602,
+      message: expect.stringContaining('"params.origin" is unknown'),
+    });
+    expect(readWindowMessage({ jsonrpc: "2.0", id: 5, method: "state.patch", params: { topic: "t" } })).toMatchObject({
+      kind: "refused",
+      message: expect.stringContaining('"params.patch" is missing'),
+    });
+  });
 });

@@ -25,13 +25,16 @@ export class FakeSidecar {
   #nextId = 1;
   #answers = new Map<number | string, (message: Received) => void>();
 
-  constructor(link: Link) {
+  constructor(
+    link: Link,
+    readonly initializeResult: unknown = INITIALIZE_RESULT,
+  ) {
     this.link = link;
     link.onMessage((value) => {
       const message = value as Received;
       if (message.method === "initialize" && message.id !== undefined) {
         this.initializeCount++;
-        this.respond(message.id ?? null, INITIALIZE_RESULT);
+        this.respond(message.id ?? null, this.initializeResult);
         return;
       }
       if (message.method === undefined && message.id !== undefined && message.id !== null) {
@@ -94,10 +97,21 @@ export const INITIALIZE_RESULT = {
   capabilities: { sources: ["store", "host", "channel"], framing: "ndjson" },
 };
 
+/** The answer of a sidecar that can send deltas (issue 15). */
+export const INITIALIZE_WITH_DELTAS = {
+  ...INITIALIZE_RESULT,
+  capabilities: {
+    ...INITIALIZE_RESULT.capabilities,
+    deltas: { version: 1, historyBytes: 4 << 20, minSavingsRatio: 0.5 },
+  },
+};
+
 /** A connected client and the fake sidecar at the other end of an in-memory link. */
-export async function connectToFake(): Promise<{ client: StateSyncClient; sidecar: FakeSidecar }> {
+export async function connectToFake(
+  initializeResult: unknown = INITIALIZE_RESULT,
+): Promise<{ client: StateSyncClient; sidecar: FakeSidecar }> {
   const [clientEnd, sidecarEnd] = createMemoryLinkPair();
-  const sidecar = new FakeSidecar(sidecarEnd);
+  const sidecar = new FakeSidecar(sidecarEnd, initializeResult);
   const client = await within(connect(clientEnd), "connect");
   return { client, sidecar };
 }

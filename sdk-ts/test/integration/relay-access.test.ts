@@ -98,12 +98,14 @@ describe("per-window access rules, through the relay to the real statesync-sidec
     );
     expect(e.data).toMatchObject({ rule: "open", method: "channel.open", topic: "secret" });
     refused(await a.call("state.get", { topic: "secret" }), AccessDenied, '"open" rule');
-    // set, delete: the "write" rule, even on a topic the window may read.
+    // set, patch, delete: the "write" rule, even on a topic the window may read.
     e = refused(await a.call("state.set", { topic: "secret", data: 1 }), AccessDenied, '"write" rule');
     expect(e.data?.rule).toBe("write");
     refused(await a.call("state.set", { topic: "a/doc", data: 2 }), AccessDenied, '"write" rule', '"a/doc"');
     refused(await a.call("state.delete", { topic: "secret" }), AccessDenied, '"write" rule');
     refused(await a.call("state.delete", { topic: "a/doc" }), AccessDenied, '"write" rule');
+    refused(await a.call("state.patch", { topic: "secret", patch: [] }), AccessDenied, '"write" rule');
+    refused(await a.call("state.patch", { topic: "a/doc", patch: [] }), AccessDenied, '"write" rule');
     // invalidate, with and without channel, as a request: the topic's "open" rule.
     refused(await a.call("invalidate", { topic: "secret", revision: "9" }), AccessDenied, '"open" rule');
     refused(
