@@ -973,15 +973,30 @@ func TestStopDuringStartReturnsErrStopped(t *testing.T) {
 // for or in flight, and the timers of resync and throttling are runtime timers. (At 1,000
 // open channels a sleeping worker per channel was half the sidecar's memory.)
 
-// workers counts the goroutines running a channel's worker once every goroutine of the
-// synctest bubble is blocked (the engine tests do not run in parallel).
+// workers counts the goroutines of this synctest bubble running a channel's worker, once
+// every goroutine of the bubble is blocked. Only this bubble's: a worker an earlier test
+// left finishing outside it is no business of this one.
 func workers(t *testing.T) int {
 	t.Helper()
 	synctest.Wait()
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
 	require.Less(t, n, len(buf), "the goroutine dump was cut")
-	return bytes.Count(buf[:n], []byte("engine.(*Channel).work("))
+	stacks := bytes.Split(buf[:n], []byte("\n\n"))
+	// The dump starts with the calling goroutine, whose header names its bubble:
+	// "goroutine 9 [running, synctest bubble 1]:".
+	header, _, _ := bytes.Cut(stacks[0], []byte("\n"))
+	at := bytes.Index(header, []byte("synctest bubble "))
+	require.GreaterOrEqual(t, at, 0, "workers runs inside synctest.Test: %s", header)
+	bubble := string(bytes.TrimSuffix(header[at:], []byte(":"))) // "synctest bubble 1]"
+	count := 0
+	for _, g := range stacks {
+		header, _, _ := bytes.Cut(g, []byte("\n"))
+		if bytes.Contains(header, []byte(bubble)) && bytes.Contains(g, []byte("engine.(*Channel).work(")) {
+			count++
+		}
+	}
+	return count
 }
 
 func TestIdleChannelKeepsNoGoroutine(t *testing.T) {
