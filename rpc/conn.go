@@ -99,13 +99,15 @@ func (c *conn) readLoop(dispatch func(req *jsonrpc2.Request, params json.RawMess
 			c.writeError(nil, jsonrpc2.CodeInvalidRequest, fmt.Sprintf("message larger than the limit of %d bytes (--max-message-bytes): it was skipped", c.maxBytes))
 			continue
 		}
-		var fatal *framingError
-		if errors.As(err, &fatal) {
-			c.writeError(nil, fatal.code, fatal.message)
-			c.end(fmt.Errorf("reading from the host: %w", err))
-			return
-		}
 		if err != nil {
+			// Declared here, not before the check: errors.As makes it escape, and a frame
+			// read cleanly would pay its allocation.
+			var fatal *framingError
+			if errors.As(err, &fatal) {
+				c.writeError(nil, fatal.code, fatal.message)
+				c.end(fmt.Errorf("reading from the host: %w", err))
+				return
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = nil // the host closed our input, or died mid-frame: it is gone
 			} else {
