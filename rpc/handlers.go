@@ -420,6 +420,9 @@ func (s *Server) handleInvalidate(ctx context.Context, req *jsonrpc2.Request, pa
 		s.notifyError(serr)
 		return
 	}
+	if req.Notif {
+		return // nothing to answer: not even the result boxed for reply
+	}
 	s.reply(ctx, req, invalidateResult{Delivered: delivered}, err)
 }
 
