@@ -1,9 +1,8 @@
 package engine
 
 import (
-	"encoding/json"
+	"bytes"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/state-sync/state-sync/internal/jsonscan"
@@ -13,116 +12,179 @@ import (
 var eventMembers = [...]string{"topic", "revision", "epoch", "sourceId", "timestampMs"}
 
 // parseEventFast reads the usual invalidation, a flat object such as
-// {"topic":"app-config","revision":"42"}, in one validating pass (json.Valid) and one
-// reading pass, where the general path costs a reflective decode per member: every
-// invalidation crosses this once per message, on the sidecar's reading goroutine.
+// {"topic":"app-config","revision":"42"}, in one pass that checks the JSON as it reads the
+// members (jsonscan.ValidValue on each value, as json.Valid would judge the whole), where
+// the general path costs a reflective decode per member: every invalidation crosses this
+// once per message, on the sidecar's reading goroutine. A byte scan for UTF-8 comes first
+// (a few nanoseconds on ASCII): the general path refuses bytes that are not UTF-8
+// anywhere, in a member it ignores too, so this path must not take them.
 //
 // It reports false whenever it could read the payload differently from parseEventSlow,
-// and the caller takes that path, which also words every error: not an object, a member
-// name with an escape or a non-ASCII byte, a name that differs from a member's only in
-// case (encoding/json matches it), a repeated member, a string value with an escape or
-// that is not a string, a missing topic or revision, or any value the general path
-// rejects (a blank topic, a non-canonical revision, a timestamp that is no float64).
+// and the caller takes that path, which also words every error: not UTF-8, not JSON, not
+// an object, a member name with an escape or a non-ASCII byte, a name that differs from a
+// member's only in case (encoding/json matches it), a repeated member, a string value
+// with an escape or that is not a string, a missing topic or revision, or any value the
+// general path rejects (a blank or long topic, a non-canonical revision, a timestamp that
+// is no float64).
 func parseEventFast(b []byte) (InvalidationEvent, bool) {
-	if !json.Valid(b) {
+	if !utf8.Valid(b) {
 		return InvalidationEvent{}, false
 	}
 	i := jsonscan.SkipSpace(b, 0)
-	if b[i] != '{' {
+	if i >= len(b) || b[i] != '{' {
 		return InvalidationEvent{}, false
 	}
 	var (
-		ev   InvalidationEvent
-		seen [len(eventMembers)]bool
+		ev              InvalidationEvent
+		seen            [len(eventMembers)]bool
+		topic, revision []byte
 	)
-	i++
+	i = jsonscan.SkipSpace(b, i+1)
 	for {
-		i = jsonscan.SkipSpace(b, i)
-		if b[i] == '}' {
-			break
+		// A member name: plain ASCII only, so that it is compared as bytes.
+		if i >= len(b) || b[i] != '"' {
+			return InvalidationEvent{}, false
 		}
-		nameEnd := i + 1 // b is valid JSON: b[i] opens the member's name
-		for b[nameEnd] != '"' {
-			if b[nameEnd] == '\\' || b[nameEnd] >= utf8.RuneSelf {
+		nameEnd := i + 1
+		for nameEnd < len(b) && b[nameEnd] != '"' {
+			if c := b[nameEnd]; c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
 				return InvalidationEvent{}, false
 			}
 			nameEnd++
 		}
-		name := string(b[i+1 : nameEnd])
-		i = jsonscan.SkipSpace(b, jsonscan.SkipSpace(b, nameEnd+1)+1) // past the ':'
-		end := jsonscan.SkipValue(b, i)
+		if nameEnd >= len(b) {
+			return InvalidationEvent{}, false
+		}
+		name := b[i+1 : nameEnd]
+		i = jsonscan.SkipSpace(b, nameEnd+1)
+		if i >= len(b) || b[i] != ':' {
+			return InvalidationEvent{}, false
+		}
+		i = jsonscan.SkipSpace(b, i+1)
+		end, ok := jsonscan.ValidValue(b, i, 1) // 1: inside the event object
+		if !ok {
+			return InvalidationEvent{}, false
+		}
 		value := b[i:end]
 		i = jsonscan.SkipSpace(b, end)
-		if b[i] == ',' {
-			i++
+		last := false
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = jsonscan.SkipSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			if jsonscan.SkipSpace(b, i+1) != len(b) {
+				return InvalidationEvent{}, false
+			}
+			last = true
+		default:
+			return InvalidationEvent{}, false
 		}
 
-		k := -1
-		for j, m := range eventMembers {
-			if name == m {
-				k = j
-			} else if strings.EqualFold(name, m) {
-				return InvalidationEvent{}, false
-			}
-		}
-		if k < 0 {
-			continue // an unknown member, ignored as the general path does
-		}
-		if seen[k] {
+		k := memberIndex(name)
+		switch {
+		case k == -2:
+			return InvalidationEvent{}, false // a case variant of a member
+		case k == -1:
+			// an unknown member, ignored as the general path does
+		case seen[k]:
 			return InvalidationEvent{}, false
-		}
-		seen[k] = true
-		if string(value) == "null" {
-			// null topic or revision: missing (the general path words it); null epoch,
-			// sourceId, timestampMs: absent. Still seen: a second copy after a null is a
-			// repeat, which the general path refuses.
-			if k <= 1 {
-				return InvalidationEvent{}, false
-			}
-			continue
-		}
-		if k == 4 { // timestampMs
-			if value[0] == '"' {
-				return InvalidationEvent{}, false
-			}
-			ts, err := strconv.ParseFloat(string(value), 64)
-			if err != nil {
-				return InvalidationEvent{}, false
-			}
-			ev.TimestampMs = &ts
-			continue
-		}
-		if value[0] != '"' {
-			return InvalidationEvent{}, false
-		}
-		s := value[1 : len(value)-1]
-		for _, c := range s {
-			if c == '\\' {
+		default:
+			seen[k] = true
+			if !readMember(&ev, k, value, &topic, &revision) {
 				return InvalidationEvent{}, false
 			}
 		}
-		if !utf8.Valid(s) { // encoding/json would replace the invalid bytes
-			return InvalidationEvent{}, false
-		}
-		switch k {
-		case 0:
-			ev.Topic = string(s)
-		case 1:
-			ev.Revision = Revision(s)
-		case 2:
-			ev.Epoch = string(s)
-		case 3:
-			ev.SourceID = string(s)
+		if last {
+			break
 		}
 	}
-	if !seen[0] || !seen[1] {
+	if !seen[0] || !seen[1] || topic == nil || revision == nil {
 		return InvalidationEvent{}, false
 	}
-	if _, err := ValidateTopic(ev.Topic); err != nil {
+	if len(topic) > MaxNameBytes {
+		return InvalidationEvent{}, false
+	}
+	ev.Topic, ev.Revision = string(topic), Revision(revision)
+	if isBlank(ev.Topic) {
 		return InvalidationEvent{}, false
 	}
 	if _, err := ParseRevision(string(ev.Revision)); err != nil {
 		return InvalidationEvent{}, false
 	}
 	return ev, true
+}
+
+// memberIndex returns the index in eventMembers of the member named name, -1 for an
+// unknown member, -2 for a name that differs from a member's only in ASCII case (name is
+// ASCII: parseEventFast takes no other), which encoding/json would read as the member.
+func memberIndex(name []byte) int {
+	for k, m := range eventMembers {
+		if len(name) != len(m) {
+			continue
+		}
+		if string(name) == m {
+			return k
+		}
+		if asciiEqualFold(name, m) {
+			return -2
+		}
+	}
+	return -1
+}
+
+func asciiEqualFold(a []byte, b string) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// readMember stores the value of member k, already checked to be JSON, in ev (topic and
+// revision as bytes, turned into strings once judged), and reports false for a value that
+// parseEventFast leaves to the general path.
+func readMember(ev *InvalidationEvent, k int, value []byte, topic, revision *[]byte) bool {
+	if string(value) == "null" {
+		// null topic or revision: missing (the general path words it); null epoch,
+		// sourceId, timestampMs: absent. Still seen: a second copy after a null is a
+		// repeat, which the general path refuses.
+		return k > 1
+	}
+	if k == 4 { // timestampMs
+		if value[0] == '"' {
+			return false
+		}
+		ts, err := strconv.ParseFloat(string(value), 64)
+		if err != nil {
+			return false
+		}
+		ev.TimestampMs = &ts
+		return true
+	}
+	if value[0] != '"' {
+		return false
+	}
+	s := value[1 : len(value)-1]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return false // an escape: the general path decodes it
+	}
+	switch k {
+	case 0:
+		*topic = s
+	case 1:
+		*revision = s
+	case 2:
+		ev.Epoch = string(s)
+	case 3:
+		ev.SourceID = string(s)
+	}
+	return true
 }

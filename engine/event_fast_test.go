@@ -22,6 +22,13 @@ func FuzzParseEventFast(f *testing.F) {
 		`{"topic":"t","revision":1}`, `{"topic":"t","revision":"1","timestampMs":"5"}`,
 		`{"topic":"t","revision":"1","timestampMs":1e400}`, `{"t\u006fpic":"t","revision":"1"}`,
 		"{\"topic\":\"\xff\",\"revision\":\"1\"}", `[]`, `{}`, `{"topic":"t"`, `null`,
+		// Bytes that are not UTF-8 in a member the event ignores: the general path refuses
+		// them, so the fast path must not take the event.
+		"{\"topic\":\"t\",\"revision\":\"1\",\"x\":\"\xff\"}", "{\"topic\":\"t\",\"revision\":\"1\",\"\xc3\":0}",
+		// Invalid JSON in an ignored member, after the object, and in a name.
+		`{"topic":"t","revision":"1","x":[1,]}`, `{"topic":"t","revision":"1"} x`, `{"topic":"t","revision":"1"}}`,
+		"{\"topic\":\"t\",\"revision\":\"1\",\"a\x01\":0}", `{"topic":"t","revision":"1",}`,
+		`{"topic":"t","revision":"1","REVISION":"2"}`, `{"topic":"t","revision":"1","x":{"topic":"u"}}`,
 	} {
 		f.Add([]byte(seed))
 	}

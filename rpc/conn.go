@@ -99,13 +99,15 @@ func (c *conn) readLoop(dispatch func(req *jsonrpc2.Request, params json.RawMess
 			c.writeError(nil, jsonrpc2.CodeInvalidRequest, fmt.Sprintf("message larger than the limit of %d bytes (--max-message-bytes): it was skipped", c.maxBytes))
 			continue
 		}
-		var fatal *framingError
-		if errors.As(err, &fatal) {
-			c.writeError(nil, fatal.code, fatal.message)
-			c.end(fmt.Errorf("reading from the host: %w", err))
-			return
-		}
 		if err != nil {
+			// Declared here, not before the check: errors.As makes it escape, and a frame
+			// read cleanly would pay its allocation.
+			var fatal *framingError
+			if errors.As(err, &fatal) {
+				c.writeError(nil, fatal.code, fatal.message)
+				c.end(fmt.Errorf("reading from the host: %w", err))
+				return
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = nil // the host closed our input, or died mid-frame: it is gone
 			} else {
@@ -154,12 +156,16 @@ func (c *conn) admit(frame []byte) (*jsonrpc2.Request, json.RawMessage, bool) {
 		return nil, nil, false
 	}
 	var env envelope
-	if splitEnvelope(trimmed, &env) {
-		// the common path; anything else goes through json.Unmarshal and its messages
-	} else if err := decodeEnvelope(trimmed, &env); err != nil {
-		code, message := envelopeError(trimmed, err)
-		c.writeError(nil, code, message)
-		return nil, nil, false
+	if !splitEnvelope(trimmed, &env) {
+		// Off the common path: decodeEnvelope and its messages. Into a variable of its own,
+		// which escapes to the heap through Decode's any: env stays on the stack.
+		var slow envelope
+		if err := decodeEnvelope(trimmed, &slow); err != nil {
+			code, message := envelopeError(trimmed, err)
+			c.writeError(nil, code, message)
+			return nil, nil, false
+		}
+		env = slow
 	}
 	id, idOK := canonicalID(env.ID)
 	if string(env.JSONRPC) != `"2.0"` {
@@ -170,14 +176,17 @@ func (c *conn) admit(frame []byte) (*jsonrpc2.Request, json.RawMessage, bool) {
 	isResponse := len(env.Result) > 0 || len(env.Error) > 0
 	switch {
 	case isRequest && !isResponse:
-		var method string
-		if decodeString(env.Method, &method) != nil || method == "" {
+		method, known, ok := methodName(env.Method)
+		if !ok || method == "" {
 			c.writeError(idOrNull(id, idOK), jsonrpc2.CodeInvalidRequest, `invalid request: "method" must be a non-empty string`)
 			return nil, nil, false
 		}
 		if len(env.ID) > 0 && !idOK {
 			c.writeError(nil, jsonrpc2.CodeInvalidRequest, `invalid request: "id" must be a string or a non-negative integer`)
 			return nil, nil, false
+		}
+		if len(env.ID) == 0 && known >= 0 {
+			return &notifications[known], env.Params, true // shared, read only: see notifications
 		}
 		req := &jsonrpc2.Request{Method: method, Notif: len(env.ID) == 0}
 		if !req.Notif {

@@ -22,35 +22,45 @@ type envelope struct {
 	Error   json.RawMessage `json:"error"`
 }
 
-// splitEnvelope is the fast way to read a message's members raw: one validating pass
-// (json.Valid) and one pass that finds where each member's value starts and ends, the
-// values sliced out of the frame, never copied. It reports false, leaving the work to
-// json.Unmarshal and its error messages, for anything off the common path: invalid JSON,
-// not an object, a member name that is not exactly one of the envelope's (encoding/json
-// would match "Method" too), an escaped or repeated name.
+// splitEnvelope is the fast way to read a message's members raw: one pass that checks the
+// message is JSON (as json.Valid would: jsonscan.ValidValue on each member's value) while
+// it finds where each member's value starts and ends, the values sliced out of the frame,
+// never copied. It reports false, leaving the work to decodeEnvelope and its error
+// messages, for anything off the common path: invalid JSON, not an object, a member name
+// that is not exactly one of the envelope's (encoding/json would match "Method" too), an
+// escaped or repeated name.
 func splitEnvelope(b []byte, env *envelope) bool {
-	if len(b) == 0 || b[0] != '{' || !json.Valid(b) {
+	if len(b) == 0 || b[0] != '{' {
 		return false
 	}
 	var seen [6]bool
-	i := 1
+	i := jsonscan.SkipSpace(b, 1)
+	if i < len(b) && b[i] == '}' {
+		return jsonscan.SkipSpace(b, i+1) == len(b)
+	}
 	for {
-		i = jsonscan.SkipSpace(b, i)
-		if b[i] == '}' {
-			return true
+		// A member name, taken only when plain: an escape or a control character leaves
+		// the message to decodeEnvelope.
+		if i >= len(b) || b[i] != '"' {
+			return false
 		}
-		// A member name: valid JSON, so a string.
 		end := i + 1
-		for end < len(b) && b[end] != '"' && b[end] != '\\' {
+		for end < len(b) && b[end] != '"' && b[end] != '\\' && b[end] >= 0x20 {
 			end++
 		}
-		if b[end] != '"' {
-			return false // an escape in the name
+		if end >= len(b) || b[end] != '"' {
+			return false
 		}
 		name := b[i+1 : end]
-		i = jsonscan.SkipSpace(b, end+1) + 1 // past ':'
-		i = jsonscan.SkipSpace(b, i)
-		valueEnd := jsonscan.SkipValue(b, i)
+		i = jsonscan.SkipSpace(b, end+1)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = jsonscan.SkipSpace(b, i+1)
+		valueEnd, ok := jsonscan.ValidValue(b, i, 1) // 1: inside the envelope
+		if !ok {
+			return false
+		}
 		value := json.RawMessage(b[i:valueEnd])
 		var slot *json.RawMessage
 		var k int
@@ -76,10 +86,60 @@ func splitEnvelope(b []byte, env *envelope) bool {
 		seen[k] = true
 		*slot = value
 		i = jsonscan.SkipSpace(b, valueEnd)
-		if b[i] == ',' {
-			i++
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = jsonscan.SkipSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			return jsonscan.SkipSpace(b, i+1) == len(b)
+		default:
+			return false
 		}
 	}
+}
+
+// methods are the methods the sidecar serves (Server.handle), each read from the frame
+// without a decode (methodName).
+var methods = [...]string{
+	"initialize", "channel.open", "channel.close", "channel.refresh", "channel.status",
+	"channel.list", "invalidate", "state.set", "state.delete", "state.get", "shutdown",
+}
+
+// notifications holds one request value per method in methods, as a notification of it
+// (no id): admit hands the same value to every notification of that method, so that an
+// invalidate notification, the bulk of what a host writes, costs no allocation. They are
+// shared by every notification, on the read loop and on the goroutines handlers start:
+// nothing may change them (handlers read Method and Notif only, and never set Params,
+// Meta or ExtraFields; TestSharedNotificationsStayUnchanged checks it).
+var notifications = func() (reqs [len(methods)]jsonrpc2.Request) {
+	for i, m := range methods {
+		reqs[i] = jsonrpc2.Request{Method: m, Notif: true}
+	}
+	return reqs
+}()
+
+// methodName reads the envelope's method, a JSON string. A method the sidecar serves is
+// spelt without escapes, so it is compared as bytes and returned as the constant, with its
+// index in methods; any other name is decoded (decodeString), with known -1.
+func methodName(raw json.RawMessage) (method string, known int, ok bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		name := raw[1 : len(raw)-1]
+		for i, m := range methods {
+			if string(name) == m {
+				return m, i, true
+			}
+		}
+	}
+	return decodeMethod(raw)
+}
+
+// decodeMethod is methodName's slow path, a function of its own so that the string the
+// decoder fills escapes to the heap here only.
+func decodeMethod(raw json.RawMessage) (method string, known int, ok bool) {
+	var s string
+	if decodeString(raw, &s) != nil {
+		return "", -1, false
+	}
+	return s, -1, true
 }
 
 // decodeEnvelope is the slow path, for every message splitEnvelope gives up on: one

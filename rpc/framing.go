@@ -61,7 +61,9 @@ func (f *frameReader) readFrame() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		line = bytes.TrimRight(line, "\r\n")
+		for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+			line = line[:len(line)-1] // bytes.TrimRight, without building its set per line
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}

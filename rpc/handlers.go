@@ -429,6 +429,9 @@ func (s *Server) handleInvalidate(ctx context.Context, req *jsonrpc2.Request, pa
 		s.notifyError(serr)
 		return
 	}
+	if req.Notif {
+		return // nothing to answer: not even the result boxed for reply
+	}
 	s.reply(ctx, req, invalidateResult{Delivered: delivered}, err)
 }
 
@@ -437,19 +440,21 @@ func (s *Server) invalidate(params json.RawMessage) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var p invalidateParams
-	// Most invalidations name no channel: skip a second decode of the params then. A key
-	// spelt with escapes ("\u0063hannel") or in another case ("Channel", which the decode
-	// refuses) still takes it.
+	var channel *string
+	// Most invalidations name no channel: skip a second decode of the params then (and
+	// its allocation: p escapes through decode). A key spelt with escapes ("\u0063hannel")
+	// or in another case ("Channel", which the decode refuses) still takes it.
 	if hasNameFold(params, "channel") || bytes.Contains(params, []byte(`\u`)) {
+		var p invalidateParams
 		if err := decode(params, &p); err != nil {
 			return 0, err
 		}
+		channel = p.Channel
 	}
-	if p.Channel != nil && *p.Channel == "" {
+	if channel != nil && *channel == "" {
 		return 0, invalidParams("channel: is empty: leave it out to reach every channel of the topic, or name one channel")
 	}
-	to, err := s.route(event.Topic, p.Channel)
+	to, err := s.route(event.Topic, channel)
 	if err != nil {
 		return 0, err
 	}

@@ -216,7 +216,8 @@ func (s *Server) stopAll() {
 
 // handle runs on the read loop's goroutine, so it answers quick methods at once and
 // hands methods that wait on the host to a bounded group of goroutines: a slow host
-// answer never blocks other channels.
+// answer never blocks other channels. req is read only: a notification's is shared by
+// every notification of its method (notifications, in envelope.go).
 func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request, params json.RawMessage) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -1,10 +1,12 @@
 // Package jsonscan walks JSON without decoding it: the hot paths use it to slice members
-// out of a message, with no copies, once json.Valid has accepted the message.
+// out of a message, with no copies, and to check it (Valid, ValidValue) as they go.
 //
-// On valid input the functions return the positions documented. On any other input,
+// On valid input the Skip functions return the positions documented. On any other input,
 // truncated, malformed, or with an index outside b, they still return a position in
 // [0, len(b)] and never panic: len(b) when the value does not end inside b. A caller that
-// cannot trust its input checks it first (json.Valid) or treats len(b) as "no value".
+// cannot trust its input checks it first (Valid), or walks it with ValidValue, which
+// says whether each value is valid, or treats len(b) as "no value". No function here
+// panics, whatever its input and indices (FuzzScan, FuzzValid).
 package jsonscan
 
 import "bytes"
