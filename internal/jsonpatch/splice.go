@@ -1,0 +1,302 @@
+package jsonpatch
+
+import (
+	"math"
+
+	"github.com/state-sync/state-sync/internal/jsonscan"
+)
+
+// The splice path: most operations change one value of a large document (a leaf
+// replaced, an element added or removed). For those, Apply finds the byte range of the
+// target by scanning the compact document, skipping every subtree it does not enter
+// without decoding it, and writes the result as head + new bytes + tail: one scan to
+// the change and one copy, where the node path (node.go) split every container on the
+// way into nodes (the whole 12,355-element array of the bench, to reach one element).
+//
+// spliceOp handles the common, unambiguous cases and reports false for everything else
+// (an error of any kind, a member name given twice in the object it changes, the whole
+// document as path, an index it cannot read): the caller then applies that operation
+// with the node path on the same buffer, so errors, their wording and the rare cases
+// stay exactly the node path's. TestSpliceMatchesNodes and FuzzSpliceMatchesNodes check
+// that both paths give the same bytes.
+
+// splice is a planned change of b: b[start:end] replaced by the concatenation of parts.
+type splice struct {
+	start, end int
+	parts      [3][]byte
+}
+
+// write appends b with s applied to dst[:0] (dst's memory reused when large enough).
+func (s *splice) write(dst, b []byte) []byte {
+	n := len(b) - (s.end - s.start)
+	for _, p := range s.parts {
+		n += len(p)
+	}
+	if cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
+	dst = append(dst[:0], b[:s.start]...)
+	for _, p := range s.parts {
+		dst = append(dst, p...)
+	}
+	return append(dst, b[s.end:]...)
+}
+
+var comma = []byte{','}
+
+// locate is the byte range [start, end) of the value at p in the compact, valid b, with
+// a repeated member name read as its last member (as the node path's get). ok is false
+// when there is no such value.
+func locate(b []byte, p Pointer) (start, end int, ok bool) {
+	s := 0
+	for _, tok := range p {
+		switch b[s] {
+		case '{':
+			m, found := lastMember(b, s, tok)
+			if !found {
+				return 0, 0, false
+			}
+			s = m.vs
+		case '[':
+			idx, ok := fastIndex(tok)
+			if !ok {
+				return 0, 0, false
+			}
+			e, exists := element(b, s, idx)
+			if !exists {
+				return 0, 0, false
+			}
+			s = e
+		default:
+			return 0, 0, false
+		}
+	}
+	return s, jsonscan.SkipValue(b, s), true
+}
+
+// memberAt is where a member of a compact object lies: its name's opening quote (ks),
+// its value (vs, ve), and whether another member of the object has the same name.
+type memberAt struct {
+	ks, vs, ve int
+	dup        bool
+}
+
+// lastMember finds the last member named name in the object starting at b[s]. The whole
+// object is scanned (a later member of the same name wins), values skipped undecoded.
+func lastMember(b []byte, s int, name string) (m memberAt, found bool) {
+	i := s + 1
+	if b[i] == '}' {
+		return m, false
+	}
+	for {
+		kend := jsonscan.SkipString(b, i)
+		vs := kend + 1
+		ve := jsonscan.SkipValue(b, vs)
+		if keyIs(b[i+1:kend-1], name) {
+			m = memberAt{ks: i, vs: vs, ve: ve, dup: found}
+			found = true
+		}
+		if ve >= len(b) || b[ve] != ',' {
+			return m, found
+		}
+		i = ve + 1
+	}
+}
+
+// element is the start of element idx of the array starting at b[s]. When the array has
+// fewer elements, exists is false and pos is the index of its closing ']' if it has
+// exactly idx elements (where add inserts), or -1.
+func element(b []byte, s, idx int) (pos int, exists bool) {
+	i := s + 1
+	if b[i] == ']' {
+		if idx == 0 {
+			return i, false
+		}
+		return -1, false
+	}
+	for k := 0; ; k++ {
+		if k == idx {
+			return i, true
+		}
+		e := jsonscan.SkipValue(b, i)
+		if e >= len(b) || b[e] != ',' {
+			if k+1 == idx {
+				return e, false
+			}
+			return -1, false
+		}
+		i = e + 1
+	}
+}
+
+// fastIndex reads an RFC 6901 array index the way arrayIndex accepts it; ok is false for
+// anything else ("-" included), which the node path then words.
+func fastIndex(tok string) (int, bool) {
+	v, err := arrayIndex(tok, math.MaxInt32, math.MaxInt32, false)
+	return v, err == nil
+}
+
+// spliceValue is the operation's value, compact and valid, or false (the node path
+// then words the error).
+func spliceValue(op *Op) ([]byte, bool) {
+	v, err := valueNode(op)
+	if err != nil {
+		return nil, false
+	}
+	return v.raw, true
+}
+
+// spliceOp plans op on the compact, valid b. ok false: apply op with the node path.
+// unchanged: op changes nothing (a test that passed, a move onto itself).
+func spliceOp(b []byte, op *Op) (sp splice, unchanged, ok bool) {
+	if len(op.Path) == 0 {
+		return sp, false, false
+	}
+	switch op.Op {
+	case "replace":
+		v, ok := spliceValue(op)
+		if !ok {
+			return sp, false, false
+		}
+		return spliceReplace(b, op.Path, v)
+	case "add":
+		v, ok := spliceValue(op)
+		if !ok {
+			return sp, false, false
+		}
+		sp, ok = spliceAdd(b, op.Path, v)
+		return sp, false, ok
+	case "remove":
+		sp, ok = spliceRemove(b, op.Path)
+		return sp, false, ok
+	case "test":
+		want, ok := spliceValue(op)
+		if !ok {
+			return sp, false, false
+		}
+		s, e, found := locate(b, op.Path)
+		if !found || !equalJSON(b[s:e], want) {
+			return sp, false, false
+		}
+		return sp, true, true
+	case "copy":
+		s, e, found := locate(b, op.From)
+		if !found {
+			return sp, false, false
+		}
+		// The value is b's bytes; write copies them before anything else is written.
+		sp, ok = spliceAdd(b, op.Path, b[s:e])
+		return sp, false, ok
+	}
+	return sp, false, false // move (two changes) and unknown ops: the node path
+}
+
+// parent is the start of the container holding p's target (p not empty).
+func parent(b []byte, p Pointer) (int, bool) {
+	s, _, ok := locate(b, p[:len(p)-1])
+	if !ok || b[s] != '{' && b[s] != '[' {
+		return 0, false
+	}
+	return s, true
+}
+
+func spliceReplace(b []byte, p Pointer, v []byte) (sp splice, unchanged, ok bool) {
+	s, ok := parent(b, p)
+	if !ok {
+		return sp, false, false
+	}
+	last := p[len(p)-1]
+	if b[s] == '{' {
+		m, found := lastMember(b, s, last)
+		if !found || m.dup {
+			return sp, false, false
+		}
+		return splice{start: m.vs, end: m.ve, parts: [3][]byte{v}}, false, true
+	}
+	idx, ok := fastIndex(last)
+	if !ok {
+		return sp, false, false
+	}
+	e, exists := element(b, s, idx)
+	if !exists {
+		return sp, false, false
+	}
+	return splice{start: e, end: jsonscan.SkipValue(b, e), parts: [3][]byte{v}}, false, true
+}
+
+func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
+	s, ok := parent(b, p)
+	if !ok {
+		return sp, false
+	}
+	last := p[len(p)-1]
+	if b[s] == '{' {
+		m, found := lastMember(b, s, last)
+		if m.dup {
+			return sp, false
+		}
+		if found {
+			return splice{start: m.vs, end: m.ve, parts: [3][]byte{v}}, true
+		}
+		end := jsonscan.SkipValue(b, s) - 1 // the closing '}'
+		member := append(append(append([]byte{'"'}, rawKey(last)...), '"', ':'), v...)
+		if end == s+1 {
+			return splice{start: end, end: end, parts: [3][]byte{member}}, true
+		}
+		return splice{start: end, end: end, parts: [3][]byte{comma, member}}, true
+	}
+	var pos int
+	if last == "-" {
+		pos = jsonscan.SkipValue(b, s) - 1 // the closing ']'
+	} else {
+		idx, ok := fastIndex(last)
+		if !ok {
+			return sp, false
+		}
+		var exists bool
+		pos, exists = element(b, s, idx)
+		if exists {
+			return splice{start: pos, end: pos, parts: [3][]byte{v, comma}}, true
+		}
+		if pos < 0 {
+			return sp, false
+		}
+	}
+	if pos == s+1 { // an empty array
+		return splice{start: pos, end: pos, parts: [3][]byte{v}}, true
+	}
+	return splice{start: pos, end: pos, parts: [3][]byte{comma, v}}, true
+}
+
+func spliceRemove(b []byte, p Pointer) (sp splice, ok bool) {
+	s, ok := parent(b, p)
+	if !ok {
+		return sp, false
+	}
+	last := p[len(p)-1]
+	var start, end int
+	if b[s] == '{' {
+		m, found := lastMember(b, s, last)
+		if !found || m.dup {
+			return sp, false
+		}
+		start, end = m.ks, m.ve
+	} else {
+		idx, ok := fastIndex(last)
+		if !ok {
+			return sp, false
+		}
+		e, exists := element(b, s, idx)
+		if !exists {
+			return sp, false
+		}
+		start, end = e, jsonscan.SkipValue(b, e)
+	}
+	switch {
+	case b[start-1] == ',': // not the first: take the comma before it
+		start--
+	case b[end] == ',': // the first of several: take the comma after it
+		end++
+	}
+	return splice{start: start, end: end}, true
+}
