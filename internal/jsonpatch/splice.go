@@ -2,8 +2,6 @@ package jsonpatch
 
 import (
 	"math"
-
-	"github.com/state-sync/state-sync/internal/jsonscan"
 )
 
 // The splice path: most operations change one value of a large document (a leaf
@@ -71,7 +69,7 @@ func locate(b []byte, p Pointer) (start, end int, ok bool) {
 			return 0, 0, false
 		}
 	}
-	return s, jsonscan.SkipValue(b, s), true
+	return s, skipCompact(b, s), true
 }
 
 // memberAt is where a member of a compact object lies: its name's opening quote (ks),
@@ -89,9 +87,9 @@ func lastMember(b []byte, s int, name string) (m memberAt, found bool) {
 		return m, false
 	}
 	for {
-		kend := jsonscan.SkipString(b, i)
+		kend := skipStringCompact(b, i)
 		vs := kend + 1
-		ve := jsonscan.SkipValue(b, vs)
+		ve := skipCompact(b, vs)
 		if keyIs(b[i+1:kend-1], name) {
 			m = memberAt{ks: i, vs: vs, ve: ve, dup: found}
 			found = true
@@ -118,7 +116,7 @@ func element(b []byte, s, idx int) (pos int, exists bool) {
 		if k == idx {
 			return i, true
 		}
-		e := jsonscan.SkipValue(b, i)
+		e := skipCompact(b, i)
 		if e >= len(b) || b[e] != ',' {
 			if k+1 == idx {
 				return e, false
@@ -221,7 +219,7 @@ func spliceReplace(b []byte, p Pointer, v []byte) (sp splice, unchanged, ok bool
 	if !exists {
 		return sp, false, false
 	}
-	return splice{start: e, end: jsonscan.SkipValue(b, e), parts: [3][]byte{v}}, false, true
+	return splice{start: e, end: skipCompact(b, e), parts: [3][]byte{v}}, false, true
 }
 
 func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
@@ -238,7 +236,7 @@ func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
 		if found {
 			return splice{start: m.vs, end: m.ve, parts: [3][]byte{v}}, true
 		}
-		end := jsonscan.SkipValue(b, s) - 1 // the closing '}'
+		end := skipCompact(b, s) - 1 // the closing '}'
 		member := append(append(append([]byte{'"'}, rawKey(last)...), '"', ':'), v...)
 		if end == s+1 {
 			return splice{start: end, end: end, parts: [3][]byte{member}}, true
@@ -247,7 +245,7 @@ func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
 	}
 	var pos int
 	if last == "-" {
-		pos = jsonscan.SkipValue(b, s) - 1 // the closing ']'
+		pos = skipCompact(b, s) - 1 // the closing ']'
 	} else {
 		idx, ok := fastIndex(last)
 		if !ok {
@@ -290,7 +288,7 @@ func spliceRemove(b []byte, p Pointer) (sp splice, ok bool) {
 		if !exists {
 			return sp, false
 		}
-		start, end = e, jsonscan.SkipValue(b, e)
+		start, end = e, skipCompact(b, e)
 	}
 	switch {
 	case b[start-1] == ',': // not the first: take the comma before it
