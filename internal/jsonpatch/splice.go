@@ -46,42 +46,80 @@ var comma = []byte{','}
 // a repeated member name read as its last member (as the node path's get). ok is false
 // when there is no such value.
 func locate(b []byte, p Pointer) (start, end int, ok bool) {
-	s := 0
-	for _, tok := range p {
-		switch b[s] {
-		case '{':
-			m, found := lastMember(b, s, tok)
-			if !found {
-				return 0, 0, false
-			}
-			s = m.vs
-		case '[':
-			idx, ok := fastIndex(tok)
-			if !ok {
-				return 0, 0, false
-			}
-			e, exists := element(b, s, idx)
-			if !exists {
-				return 0, 0, false
-			}
-			s = e
-		default:
-			return 0, 0, false
-		}
+	s, _, ok := walk(b, p)
+	if !ok {
+		return 0, 0, false
 	}
 	return s, skipCompact(b, s), true
 }
 
+// elementHint is where element idx of an array lies, found while the array was skipped
+// anyway (to find the end of the member holding it): the splice path's scan then reads
+// the bytes before the change once, not twice.
+type elementHint struct {
+	known  bool
+	pos    int // element idx's start; or, when !exists, the array's ']' if it has idx elements, else -1
+	exists bool
+}
+
+// walk is the start of the value at p.
+func walk(b []byte, p Pointer) (s int, hint elementHint, ok bool) {
+	return walkAhead(b, p, "")
+}
+
+// walkAhead is walk, and when ahead is an array index and the value at p is an array
+// that is an object member's value, the hint for element ahead (parent's case: the
+// container of the target, and the target).
+func walkAhead(b []byte, p Pointer, ahead string) (s int, hint elementHint, ok bool) {
+	for k, tok := range p {
+		next := ahead
+		if k+1 < len(p) {
+			next = p[k+1]
+		}
+		want, wantOK := fastIndex(next)
+		if !wantOK {
+			want = -1
+		}
+		switch b[s] {
+		case '{':
+			m, found := lastMember(b, s, tok, want)
+			if !found {
+				return 0, hint, false
+			}
+			s, hint = m.vs, m.hint
+		case '[':
+			idx, ok := fastIndex(tok)
+			if !ok {
+				return 0, hint, false
+			}
+			if !hint.known {
+				hint.pos, hint.exists = element(b, s, idx)
+			}
+			if !hint.exists {
+				return 0, hint, false
+			}
+			s, hint = hint.pos, elementHint{}
+		default:
+			return 0, hint, false
+		}
+	}
+	return s, hint, true
+}
+
 // memberAt is where a member of a compact object lies: its name's opening quote (ks),
-// its value (vs, ve), and whether another member of the object has the same name.
+// its value (vs, ve), whether another member of the object has the same name, and the
+// hint for element want of its value when that is an array.
 type memberAt struct {
 	ks, vs, ve int
 	dup        bool
+	hint       elementHint
 }
 
 // lastMember finds the last member named name in the object starting at b[s]. The whole
-// object is scanned (a later member of the same name wins), values skipped undecoded.
-func lastMember(b []byte, s int, name string) (m memberAt, found bool) {
+// object is scanned (a later member of the same name wins), values skipped undecoded;
+// with want >= 0, a matching member's array value is skipped element by element, noting
+// where element want lies.
+func lastMember(b []byte, s int, name string, want int) (m memberAt, found bool) {
 	i := s + 1
 	if b[i] == '}' {
 		return m, false
@@ -89,9 +127,17 @@ func lastMember(b []byte, s int, name string) (m memberAt, found bool) {
 	for {
 		kend := skipStringCompact(b, i)
 		vs := kend + 1
-		ve := skipCompact(b, vs)
-		if keyIs(b[i+1:kend-1], name) {
-			m = memberAt{ks: i, vs: vs, ve: ve, dup: found}
+		var ve int
+		var hint elementHint
+		match := keyIs(b[i+1:kend-1], name)
+		if match && want >= 0 && vs < len(b) && b[vs] == '[' {
+			ve, hint.pos, hint.exists = skipArray(b, vs, want)
+			hint.known = true
+		} else {
+			ve = skipCompact(b, vs)
+		}
+		if match {
+			m = memberAt{ks: i, vs: vs, ve: ve, dup: found, hint: hint}
 			found = true
 		}
 		if ve >= len(b) || b[ve] != ',' {
@@ -127,11 +173,47 @@ func element(b []byte, s, idx int) (pos int, exists bool) {
 	}
 }
 
-// fastIndex reads an RFC 6901 array index the way arrayIndex accepts it; ok is false for
-// anything else ("-" included), which the node path then words.
+// skipArray is skipCompact of the array starting at b[s], and element's answer for idx.
+func skipArray(b []byte, s, idx int) (end, pos int, exists bool) {
+	i := s + 1
+	pos = -1
+	if i < len(b) && b[i] == ']' {
+		if idx == 0 {
+			pos = i
+		}
+		return i + 1, pos, false
+	}
+	for k := 0; ; k++ {
+		if k == idx {
+			pos, exists = i, true
+		}
+		e := skipCompact(b, i)
+		if e >= len(b) || b[e] != ',' {
+			if k+1 == idx {
+				pos = e
+			}
+			return min(e+1, len(b)), pos, exists
+		}
+		i = e + 1
+	}
+}
+
+// fastIndex reads an RFC 6901 array index as arrayIndex accepts it (digits, no leading
+// zero, at most 2^31); ok is false for anything else ("-" included), which the node path
+// then words. It does not allocate: walk asks it of every token.
 func fastIndex(tok string) (int, bool) {
-	v, err := arrayIndex(tok, math.MaxInt32, math.MaxInt32, false)
-	return v, err == nil
+	if tok == "" || len(tok) > 10 || len(tok) > 1 && tok[0] == '0' {
+		return 0, false
+	}
+	v := 0
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, v <= math.MaxInt32
 }
 
 // spliceValue is the operation's value, compact and valid, or false (the node path
@@ -189,23 +271,32 @@ func spliceOp(b []byte, op *Op) (sp splice, unchanged, ok bool) {
 	return sp, false, false // move (two changes) and unknown ops: the node path
 }
 
-// parent is the start of the container holding p's target (p not empty).
-func parent(b []byte, p Pointer) (int, bool) {
-	s, _, ok := locate(b, p[:len(p)-1])
+// parent is the start of the container holding p's target (p not empty), and the
+// target's position if the container is an array whose position was noted on the way.
+func parent(b []byte, p Pointer) (int, elementHint, bool) {
+	s, hint, ok := walkAhead(b, p[:len(p)-1], p[len(p)-1])
 	if !ok || b[s] != '{' && b[s] != '[' {
-		return 0, false
+		return 0, hint, false
 	}
-	return s, true
+	return s, hint, true
+}
+
+// arrayTarget is element idx of the array at b[s], from the hint when there is one.
+func arrayTarget(b []byte, s, idx int, hint elementHint) (pos int, exists bool) {
+	if hint.known {
+		return hint.pos, hint.exists
+	}
+	return element(b, s, idx)
 }
 
 func spliceReplace(b []byte, p Pointer, v []byte) (sp splice, unchanged, ok bool) {
-	s, ok := parent(b, p)
+	s, hint, ok := parent(b, p)
 	if !ok {
 		return sp, false, false
 	}
 	last := p[len(p)-1]
 	if b[s] == '{' {
-		m, found := lastMember(b, s, last)
+		m, found := lastMember(b, s, last, -1)
 		if !found || m.dup {
 			return sp, false, false
 		}
@@ -215,7 +306,7 @@ func spliceReplace(b []byte, p Pointer, v []byte) (sp splice, unchanged, ok bool
 	if !ok {
 		return sp, false, false
 	}
-	e, exists := element(b, s, idx)
+	e, exists := arrayTarget(b, s, idx, hint)
 	if !exists {
 		return sp, false, false
 	}
@@ -223,13 +314,13 @@ func spliceReplace(b []byte, p Pointer, v []byte) (sp splice, unchanged, ok bool
 }
 
 func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
-	s, ok := parent(b, p)
+	s, hint, ok := parent(b, p)
 	if !ok {
 		return sp, false
 	}
 	last := p[len(p)-1]
 	if b[s] == '{' {
-		m, found := lastMember(b, s, last)
+		m, found := lastMember(b, s, last, -1)
 		if m.dup {
 			return sp, false
 		}
@@ -252,7 +343,7 @@ func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
 			return sp, false
 		}
 		var exists bool
-		pos, exists = element(b, s, idx)
+		pos, exists = arrayTarget(b, s, idx, hint)
 		if exists {
 			return splice{start: pos, end: pos, parts: [3][]byte{v, comma}}, true
 		}
@@ -267,14 +358,14 @@ func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
 }
 
 func spliceRemove(b []byte, p Pointer) (sp splice, ok bool) {
-	s, ok := parent(b, p)
+	s, hint, ok := parent(b, p)
 	if !ok {
 		return sp, false
 	}
 	last := p[len(p)-1]
 	var start, end int
 	if b[s] == '{' {
-		m, found := lastMember(b, s, last)
+		m, found := lastMember(b, s, last, -1)
 		if !found || m.dup {
 			return sp, false
 		}
@@ -284,7 +375,7 @@ func spliceRemove(b []byte, p Pointer) (sp splice, ok bool) {
 		if !ok {
 			return sp, false
 		}
-		e, exists := element(b, s, idx)
+		e, exists := arrayTarget(b, s, idx, hint)
 		if !exists {
 			return sp, false
 		}
