@@ -8,6 +8,10 @@ import "fmt"
 // never modified, and the result shares no memory with them. Values keep the bytes
 // they were written with: a number is never rounded through float64, member order is
 // kept, and new members go last.
+//
+// Its cost on a large document and a small patch is one validation pass over doc
+// (compactValid), a scan up to each change that skips what it does not enter, and one
+// copy per operation (splice.go); ApplyValid drops the validation pass.
 func Apply(doc []byte, p Patch) ([]byte, error) {
 	c, err := compactValid(doc)
 	if err != nil {
@@ -17,10 +21,11 @@ func Apply(doc []byte, p Patch) ([]byte, error) {
 }
 
 // ApplyValid is Apply for a document already known to be compact, valid JSON (what
-// Apply, Diff's inputs as the sidecar holds them, or a json.Compact wrote): it skips
-// Apply's validation pass over the whole document, the larger part of applying a small
-// patch to a large document once the change is spliced. On a document that is not
-// compact, valid JSON its result is unspecified: check with Apply instead.
+// Apply or json.Compact returned, for instance a window's own previous state): it skips
+// Apply's validation pass over the whole document, about half of Apply's time for a
+// one-leaf patch on 1 MiB. The precondition is the caller's: on a document that is not
+// compact, valid JSON the result is unspecified (wrong bytes, or a panic), so anything
+// that came from outside goes through Apply.
 func ApplyValid(doc []byte, p Patch) ([]byte, error) {
 	if len(doc) == 0 {
 		return nil, &Error{Kind: Malformed, Index: -1, Msg: "the document is empty: not valid JSON"}
