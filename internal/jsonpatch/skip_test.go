@@ -44,3 +44,13 @@ func BenchmarkSkipCompact1MiB(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkCompactValid1MiB(b *testing.B) {
+	doc := largeDoc(1<<20, 5000, "x")
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if _, err := compactValid(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
