@@ -8,25 +8,77 @@ import "fmt"
 // never modified, and the result shares no memory with them. Values keep the bytes
 // they were written with: a number is never rounded through float64, member order is
 // kept, and new members go last.
+//
+// Its cost on a large document and a small patch is one validation pass over doc
+// (compactValid), a scan up to each change that skips what it does not enter, and one
+// copy per operation (splice.go); ApplyValid drops the validation pass.
 func Apply(doc []byte, p Patch) ([]byte, error) {
 	c, err := compactValid(doc)
 	if err != nil {
 		return nil, &Error{Kind: Malformed, Index: -1, Msg: "the document is " + err.Error()}
 	}
-	root := &node{raw: c}
+	return applyCompact(c, p, true)
+}
+
+// ApplyValid is Apply for a document already known to be compact, valid JSON (what
+// Apply or json.Compact returned, for instance a window's own previous state): it skips
+// Apply's validation pass over the whole document, about half of Apply's time for a
+// one-leaf patch on 1 MiB. The precondition is the caller's: on a document that is not
+// compact, valid JSON the result is unspecified (wrong bytes, or a panic), so anything
+// that came from outside goes through Apply.
+func ApplyValid(doc []byte, p Patch) ([]byte, error) {
+	if len(doc) == 0 {
+		return nil, &Error{Kind: Malformed, Index: -1, Msg: "the document is empty: not valid JSON"}
+	}
+	return applyCompact(doc, p, true)
+}
+
+// applyCompact applies p to the compact, valid doc, each operation spliced (splice.go)
+// when it can be and with the node path otherwise; with splice false, always with the
+// node path (the reference the tests compare the splice path with).
+func applyCompact(doc []byte, p Patch, splicing bool) ([]byte, error) {
+	b := doc
+	owned := false // b is a buffer of ours, not doc
+	var spare []byte
 	for i := range p {
 		op := &p[i]
-		var e *Error
-		if root, e = applyOp(root, op); e != nil {
-			e.Index = i
-			e.Path = op.PathText
-			if e.Path == "" {
-				e.Path = op.Path.String()
-			}
-			return nil, e
+		var out []byte
+		sp, unchanged, ok := splice{}, false, false
+		if splicing {
+			sp, unchanged, ok = spliceOp(b, op)
 		}
+		if ok {
+			if unchanged {
+				continue
+			}
+			out = sp.write(spare, b)
+		} else {
+			root, e := applyOp(&node{raw: b}, op)
+			if e != nil {
+				e.Index = i
+				e.Path = op.PathText
+				if e.Path == "" {
+					e.Path = op.Path.String()
+				}
+				return nil, e
+			}
+			if n := root.size(); cap(spare) < n {
+				spare = make([]byte, 0, n)
+			}
+			out = root.appendTo(spare[:0])
+		}
+		// Two buffers in turn: the next operation writes over the one before b.
+		if owned {
+			spare = b
+		} else {
+			spare = nil
+		}
+		b, owned = out, true
 	}
-	return root.appendTo(make([]byte, 0, root.size())), nil
+	if !owned {
+		return append(make([]byte, 0, len(b)), b...), nil
+	}
+	return b, nil
 }
 
 func fail(kind Kind, format string, args ...any) *Error {

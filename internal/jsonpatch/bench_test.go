@@ -56,3 +56,12 @@ func BenchmarkFloorJSONValid1MiB(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkApplyValid1MiBOneLeaf(b *testing.B) {
+	from, _, patch := benchDocs(b)
+	for b.Loop() {
+		if _, err := ApplyValid(from, patch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
