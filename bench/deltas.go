@@ -103,7 +103,7 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 	fmt.Fprintf(out, "\nDeltas (issue 15): %d windows on a %s store topic, one leaf changed by state.patch; a %s host topic, one key changed, %d windows\n",
 		deltaWindowsN, fmtBytes(deltaDocSize), fmtBytes(deltaDocSize), deltaHostWindows)
 	fmt.Fprintln(out, "  windows: Go code in the harness doing what the SDK does: keep each channel's data; with deltas on check baseRevision,")
-	fmt.Fprintln(out, "  jsonpatch.Apply the patch to it, answer -32011 on a mismatch; with deltas off keep the data as it came (no parse)")
+	fmt.Fprintln(out, "  jsonpatch.Apply the patch to it, answer -32011 on a mismatch; with full data read and keep it compact (json.Compact, as a webview JSON.parses it)")
 
 	cell := func(name string) bool {
 		if cfg.deltaCells != nil {
@@ -743,7 +743,9 @@ func (w *deltaWindows) handle(line []byte) {
 		p, err := jsonpatch.DecodePatch(m.patch)
 		out := s.data
 		if err == nil && !w.noApply {
-			out, err = jsonpatch.Apply(s.data, p)
+			// s.data is compact, valid JSON: Compact made it from the full data, or
+			// Apply made it from the previous patch.
+			out, err = jsonpatch.ApplyValid(s.data, p)
 		}
 		if err != nil {
 			w.failed.Add(1)
@@ -754,7 +756,16 @@ func (w *deltaWindows) handle(line []byte) {
 		s.data = out
 		w.deltas.Add(1)
 	} else {
-		s.data = m.data // line is this window's own copy
+		// What any window does with full data: read all of it (a webview's JSON.parse);
+		// here json.Compact, which checks every byte and keeps the compact copy a later
+		// patch applies to.
+		var c bytes.Buffer
+		c.Grow(len(m.data))
+		if err := json.Compact(&c, m.data); err != nil {
+			w.h.noteError("apply with data that is not JSON: " + bounded(line))
+			return
+		}
+		s.data = c.Bytes()
 		if m.deleted {
 			s.data = nil
 		}
