@@ -797,101 +797,36 @@ func (w *deltaWindows) reject(id []byte, reason, local, msg string) {
 // as the rest of the line without scanning it, as the harness's host does; a delta's
 // params are small and read member by member.
 func parseApply(b []byte) (m applyMsg, ok bool) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return m, false
-	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return m, false
-		}
-		if b[i] == '}' {
-			return m, m.id != nil && m.channel != nil && m.revision != nil
-		}
-		key, next, ok := readString(b, i)
-		if !ok {
-			return m, false
-		}
-		i = skipWS(b, next)
-		if i >= len(b) || b[i] != ':' {
-			return m, false
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
-			return m, false
-		}
+	_, _, ok = members(b, skipWS(b, 0), func(key []byte, i int) (end int, stop, ok bool) {
 		if string(key) == "params" {
-			end, full, ok := parseApplyParams(b, i, &m)
-			if !ok {
-				return m, false
-			}
-			if full {
-				return m, m.id != nil && m.channel != nil && m.revision != nil
-			}
-			i = end
-		} else {
-			end, ok := skipValue(b, i)
-			if !ok {
-				return m, false
-			}
-			if string(key) == "id" {
-				m.id = b[i:end]
-			}
-			i = end
+			return parseApplyParams(b, i, &m)
 		}
-		i = skipWS(b, i)
-		if i < len(b) && b[i] == ',' {
-			i++
+		end, ok = skipValue(b, i)
+		if !ok {
+			return 0, false, false
 		}
-	}
+		if string(key) == "id" {
+			m.id = b[i:end]
+		}
+		return end, false, true
+	})
+	return m, ok && m.id != nil && m.channel != nil && m.revision != nil
 }
 
-func parseApplyParams(b []byte, i int, m *applyMsg) (end int, full, ok bool) {
-	if b[i] != '{' {
-		return 0, false, false
-	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return 0, false, false
-		}
-		if b[i] == '}' {
-			return i + 1, false, true
-		}
-		key, next, ok := readString(b, i)
-		if !ok {
-			return 0, false, false
-		}
-		i = skipWS(b, next)
-		if i >= len(b) || b[i] != ':' {
-			return 0, false, false
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
-			return 0, false, false
-		}
-		if string(key) == "data" {
+// parseApplyParams reads an apply's params; stop is true when it took the data as the
+// rest of the line.
+func parseApplyParams(b []byte, i int, m *applyMsg) (end int, stop, ok bool) {
+	return members(b, i, func(key []byte, i int) (end int, stop, ok bool) {
+		switch string(key) {
+		case "data":
 			rest := bytes.TrimRight(b[i:], " \t\r\n")
 			if !bytes.HasSuffix(rest, []byte("}}")) {
 				return 0, false, false
 			}
 			m.data = bytes.TrimRight(rest[:len(rest)-2], " \t\r\n")
 			return len(b), true, true
-		}
-		end, ok := skipValue(b, i)
-		if !ok {
-			return 0, false, false
-		}
-		v := b[i:end]
-		switch string(key) {
 		case "channel", "revision", "epoch", "baseRevision":
-			s, _, ok := readString(b, i)
-			if !ok {
-				return 0, false, false
-			}
+			s, end, ok := readString(b, i)
 			switch string(key) {
 			case "channel":
 				m.channel = s
@@ -902,14 +837,18 @@ func parseApplyParams(b []byte, i int, m *applyMsg) (end int, full, ok bool) {
 			default:
 				m.base = s
 			}
+			return end, false, ok
+		}
+		end, ok = skipValue(b, i)
+		if !ok {
+			return 0, false, false
+		}
+		switch string(key) {
 		case "patch":
-			m.patch = v
+			m.patch = b[i:end]
 		case "deleted":
-			m.deleted = string(v) == "true"
+			m.deleted = string(b[i:end]) == "true"
 		}
-		i = skipWS(b, end)
-		if i < len(b) && b[i] == ',' {
-			i++
-		}
-	}
+		return end, false, true
+	})
 }

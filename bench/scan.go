@@ -25,132 +25,58 @@ type frame struct {
 // it does not expect returns false, and the caller decodes the frame with encoding/json.
 func scanFrame(b []byte, f *frame) bool {
 	*f = frame{}
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return false
-		}
-		if b[i] == '}' {
-			return true
-		}
-		key, next, ok := readString(b, i)
-		if !ok {
-			return false
-		}
-		i = skipWS(b, next)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
-			return false
-		}
+	_, _, ok := members(b, skipWS(b, 0), func(key []byte, i int) (end int, stop, ok bool) {
 		switch string(key) {
 		case "id":
-			end, ok := skipValue(b, i)
+			end, ok = skipValue(b, i)
 			if !ok {
-				return false
+				return 0, false, false
 			}
-			f.id, i = b[i:end], end
+			f.id = b[i:end]
+			return end, false, true
 		case "method":
-			s, end, ok := readString(b, i)
-			if !ok {
-				return false
-			}
-			f.method, i = s, end
+			f.method, end, ok = readString(b, i)
+			return end, false, ok
 		case "params":
-			if b[i] != '{' {
-				return false
-			}
-			start := i
 			end, done, ok := scanParams(b, i, f)
-			if !ok {
-				return false
-			}
-			if done {
-				return true // an apply, read up to its data
+			if !ok || done {
+				return end, done, ok // done: an apply, read up to its data
 			}
 			if f.method != nil && string(f.method) != "apply" && string(f.method) != "getSnapshot" {
-				f.params = b[start:end]
+				f.params = b[i:end]
 			}
-			i = end
+			return end, false, true
 		case "result":
-			end, ok := skipValue(b, i)
+			end, ok = skipValue(b, i)
 			if !ok {
-				return false
+				return 0, false, false
 			}
-			f.result, f.response, i = b[i:end], true, end
+			f.result, f.response = b[i:end], true
+			return end, false, true
 		case "error":
-			end, ok := skipValue(b, i)
+			end, ok = skipValue(b, i)
 			if !ok {
-				return false
+				return 0, false, false
 			}
-			f.errObj, f.response, i = b[i:end], true, end
-		default:
-			end, ok := skipValue(b, i)
-			if !ok {
-				return false
-			}
-			i = end
+			f.errObj, f.response = b[i:end], true
+			return end, false, true
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i++
-		case '}':
-			return true
-		default:
-			return false
-		}
-	}
+		end, ok = skipValue(b, i)
+		return end, false, ok
+	})
+	return ok
 }
 
 // scanParams reads the members of params it knows. done is true when it stopped at the
 // data of an apply whose id, method, channel and revision are known.
 func scanParams(b []byte, i int, f *frame) (end int, done, ok bool) {
-	i++ // '{'
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return 0, false, false
-		}
-		if b[i] == '}' {
-			return i + 1, false, true
-		}
-		key, next, ok := readString(b, i)
-		if !ok {
-			return 0, false, false
-		}
-		i = skipWS(b, next)
-		if i >= len(b) || b[i] != ':' {
-			return 0, false, false
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
-			return 0, false, false
-		}
+	return members(b, i, func(key []byte, i int) (end int, stop, ok bool) {
 		switch string(key) {
 		case "channel", "topic", "revision":
 			if b[i] != '"' {
-				end, ok := skipValue(b, i)
-				if !ok {
-					return 0, false, false
-				}
-				i = end
 				break
 			}
 			s, end, ok := readString(b, i)
-			if !ok {
-				return 0, false, false
-			}
 			switch string(key) {
 			case "channel":
 				f.channel = s
@@ -159,30 +85,56 @@ func scanParams(b []byte, i int, f *frame) (end int, done, ok bool) {
 			default:
 				f.revision = s
 			}
-			i = end
+			return end, false, ok
 		case "data":
 			if string(f.method) == "apply" && f.id != nil && f.channel != nil && f.revision != nil {
 				return i, true, true
 			}
-			end, ok := skipValue(b, i)
-			if !ok {
-				return 0, false, false
-			}
-			i = end
-		default:
-			end, ok := skipValue(b, i)
-			if !ok {
-				return 0, false, false
-			}
-			i = end
 		}
-		i = skipWS(b, i)
+		end, ok = skipValue(b, i)
+		return end, false, ok
+	})
+}
+
+// members walks the object at b[i] ('{'): for each member it calls visit with the key
+// and the index of the value, and visit returns the index just past the value, or stop
+// to end the walk there (end is then visit's). ok is false for anything else than an
+// object whose members visit accepted.
+func members(b []byte, i int, visit func(key []byte, at int) (end int, stop, ok bool)) (end int, stopped, ok bool) {
+	if i >= len(b) || b[i] != '{' {
+		return 0, false, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, false, true
+	}
+	for {
+		key, next, ok := readString(b, i)
+		if !ok {
+			return 0, false, false
+		}
+		i = skipWS(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return 0, false, false
+		}
+		i = skipWS(b, i+1)
+		if i >= len(b) {
+			return 0, false, false
+		}
+		end, stop, ok := visit(key, i)
+		if !ok {
+			return 0, false, false
+		}
+		if stop {
+			return end, true, true
+		}
+		i = skipWS(b, end)
 		if i >= len(b) {
 			return 0, false, false
 		}
 		switch b[i] {
 		case ',':
-			i++
+			i = skipWS(b, i+1)
 		case '}':
 			return i + 1, false, true
 		default:
