@@ -19,6 +19,12 @@ import (
 // binary is the sidecar built once for the whole package (go-plugin's helper process).
 var binary string
 
+// exitBound is what the exit tests require: the sidecar is built to exit within 200 ms of
+// EOF, shutdown, a signal or its parent's death (engines get 80 ms to stop, the watchdog
+// polls every 50 ms; the tests log each time taken), and a hang is seconds or forever.
+// The margin keeps a 2-core machine at load 20+ from failing a sidecar that works.
+const exitBound = time.Second
+
 func TestMain(m *testing.M) { sidecarbin.Main(m, &binary, "-race") }
 
 // testTimeout bounds every wait in these tests; nothing here should take a fraction of it.

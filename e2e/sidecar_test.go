@@ -430,7 +430,7 @@ func TestLSPFraming(t *testing.T) {
 }
 
 func TestExitsPromptlyOnEOFShutdownAndSignals(t *testing.T) {
-	const bound = 200 * time.Millisecond
+	const bound = exitBound
 	open := func(t *testing.T) *sidecar.Client {
 		host := newFakeHost()
 		host.set("doc", "1", `1`)
