@@ -135,6 +135,9 @@ type revKey struct {
 type histEntry struct {
 	data json.RawMessage // nil: two different data were seen at this revision, so it is never a base or a target
 	size int             // what it counts against limit
+
+	check   sync.Once
+	repeats bool // data has a member name twice (jsonpatch.RepeatedNames), once checked
 }
 
 // derivedKey names a patch (base set) or a projection (base empty) of the data of
@@ -254,11 +257,31 @@ func (h *history) projection(snapshot engine.Snapshot, opts deltaOptions, held b
 	return h.derive(derivedKey{pathsKey: opts.pathsKey, epoch: snapshot.Epoch, target: snapshot.Revision}, project)
 }
 
+// repeated reports whether the data held at key has a member name twice, checked once
+// per revision; true when the history does not hold it. Such data goes in full: Diff
+// needs unique names, and a window reads a repeated name as its last member, so a
+// patch there could leave it holding other data than the topic's.
+func (h *history) repeated(key revKey) bool {
+	h.mu.Lock()
+	e := h.data[key]
+	var data json.RawMessage
+	if e != nil {
+		data = e.data
+	}
+	h.mu.Unlock()
+	if data == nil {
+		return true
+	}
+	e.check.Do(func() { e.repeats = jsonpatch.RepeatedNames(data) })
+	return e.repeats
+}
+
 // patch returns the patch from base to target for the channels selecting opts.paths,
-// computed once; nil when the history no longer holds base.
+// computed once; nil when the history no longer holds base, or either has a member name
+// twice.
 func (h *history) patch(opts deltaOptions, epoch string, base, target engine.Revision, targetData json.RawMessage) (json.RawMessage, error) {
 	baseData := h.get(revKey{epoch, base})
-	if baseData == nil {
+	if baseData == nil || h.repeated(revKey{epoch, base}) || h.repeated(revKey{epoch, target}) {
 		return nil, nil
 	}
 	return h.derive(derivedKey{pathsKey: opts.pathsKey, epoch: epoch, base: base, target: target}, func() (json.RawMessage, error) {

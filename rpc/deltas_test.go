@@ -111,6 +111,8 @@ func TestFullDataUnlessEveryRuleHolds(t *testing.T) {
 		// 1.5 times the data: the target's entry pushes the base out of the history.
 		{"the base is out of the history", Config{DeltaHistoryBytes: len(leaf(7, 0)) * 3 / 2}, map[string]any{"deltas": true}, leaf(7, 42)},
 		{"--delta-history-bytes 0", Config{DeltaHistoryBytes: -1}, map[string]any{"deltas": true}, leaf(7, 42)},
+		// A window reads a repeated name as its last member: a patch could miss that.
+		{"the data has a member name twice", Config{}, map[string]any{"deltas": true}, json.RawMessage(strings.Replace(string(leaf(7, 42)), "{", `{"twice":1,"twice":2,`, 1))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Store = store.NewMemory(1 << 20)

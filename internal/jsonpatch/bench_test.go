@@ -65,3 +65,14 @@ func BenchmarkApplyValid1MiBOneLeaf(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRepeatedNames1MiB is the check the sidecar runs on each document it diffs.
+func BenchmarkRepeatedNames1MiB(b *testing.B) {
+	from, _, _ := benchDocs(b)
+	b.SetBytes(int64(len(from)))
+	for b.Loop() {
+		if RepeatedNames(from) {
+			b.Fatal("the bench document has no repeated name")
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package jsonpatch
+
+import (
+	"bytes"
+
+	"github.com/state-sync/state-sync/internal/jsonscan"
+)
+
+// RepeatedNames reports whether some object in the valid JSON document doc has a member
+// name twice (compared as decoded, so "a" and "\u0061" are one name). Diff needs unique
+// names (see Diff), and a window reads a repeated name as its last member, as JSON.parse
+// does, so a patch made or applied where a name repeats can leave a window with other
+// data than the document: the sidecar sends such documents in full. One pass; objects of
+// up to 16 members whose names have no escape are checked without allocating.
+func RepeatedNames(doc []byte) bool {
+	// names holds the raw names of every open object, innermost last: only the innermost
+	// object gets names, and closing it drops its own.
+	names := make([][]byte, 0, 64)
+	var stack []openValue
+	for i := 0; i < len(doc); i++ {
+		switch doc[i] {
+		case '"':
+			end := jsonscan.SkipString(doc, i)
+			if n := len(stack); n > 0 && stack[n-1].atName {
+				top := &stack[n-1]
+				top.atName = false
+				raw := doc[i+1 : end-1]
+				if top.seen == nil && len(names)-top.start < 16 && bytes.IndexByte(raw, '\\') < 0 {
+					for _, name := range names[top.start:] {
+						if bytes.Equal(name, raw) {
+							return true
+						}
+					}
+					names = append(names, raw)
+				} else if top.addToSet(raw, names[top.start:]) {
+					return true
+				}
+			}
+			i = end - 1
+		case '{':
+			stack = append(stack, openValue{atName: true, start: len(names)})
+		case '[':
+			stack = append(stack, openValue{array: true, start: len(names)})
+		case '}', ']':
+			names = names[:stack[len(stack)-1].start]
+			stack = stack[:len(stack)-1]
+		case ',':
+			if n := len(stack); n > 0 && !stack[n-1].array {
+				stack[n-1].atName = true
+			}
+		}
+	}
+	return false
+}
+
+// openValue is what RepeatedNames knows of an object or array not yet closed.
+type openValue struct {
+	array  bool
+	atName bool                // the next string is a member name
+	start  int                 // where its names begin in RepeatedNames' names
+	seen   map[string]struct{} // its names, decoded, once past 16 or one has an escape
+}
+
+// addToSet records a raw name in the object's set (made from its listed names first)
+// and reports whether the object had it already.
+func (o *openValue) addToSet(raw []byte, listed [][]byte) bool {
+	if o.seen == nil {
+		o.seen = make(map[string]struct{}, 2*len(listed)+1)
+		for _, name := range listed {
+			o.seen[string(name)] = struct{}{}
+		}
+	}
+	name := keyString(raw)
+	if _, ok := o.seen[name]; ok {
+		return true
+	}
+	o.seen[name] = struct{}{}
+	return false
+}
