@@ -8,8 +8,12 @@ import (
 	"github.com/state-sync/state-sync/internal/jsonscan"
 )
 
-// eventMembers are the members ParseEvent reads, in the order of parseEventFast's seen.
-var eventMembers = [...]string{"topic", "revision", "epoch", "sourceId", "timestampMs"}
+// eventMembers are the members ParseEvent reads, in the order of parseEventFast's seen,
+// and last "channel", which an invalidate for one channel carries (the sidecar routes by
+// it; the event ignores it), kept only to see a repeat.
+var eventMembers = [...]string{"topic", "revision", "epoch", "sourceId", "timestampMs", "channel"}
+
+const channelMember = 5
 
 // parseEventFast reads the usual invalidation, a flat object such as
 // {"topic":"app-config","revision":"42"}, in one pass that checks the JSON as it reads the
@@ -22,7 +26,8 @@ var eventMembers = [...]string{"topic", "revision", "epoch", "sourceId", "timest
 // It reports false whenever it could read the payload differently from parseEventSlow,
 // and the caller takes that path, which also words every error: not UTF-8, not JSON, not
 // an object, a member name with an escape or a non-ASCII byte, a name that differs from a
-// member's only in case (encoding/json matches it), a repeated member, a string value
+// member's only in case (encoding/json matches it), a repeated member, a member it does
+// not know (the general path ignores one and refuses one given twice), a string value
 // with an escape or that is not a string, a missing topic or revision, or any value the
 // general path rejects (a blank or long topic, a non-canonical revision, a timestamp that
 // is no float64).
@@ -85,7 +90,9 @@ func parseEventFast(b []byte) (InvalidationEvent, bool) {
 		case k == -2:
 			return InvalidationEvent{}, false // a case variant of a member
 		case k == -1:
-			// an unknown member, ignored as the general path does
+			// An unknown member: the general path ignores it once and refuses it twice,
+			// and telling which would need every name kept; events rarely carry one.
+			return InvalidationEvent{}, false
 		case seen[k]:
 			return InvalidationEvent{}, false
 		default:
@@ -152,6 +159,9 @@ func asciiEqualFold(a []byte, b string) bool {
 // revision as bytes, turned into strings once judged), and reports false for a value that
 // parseEventFast leaves to the general path.
 func readMember(ev *InvalidationEvent, k int, value []byte, topic, revision *[]byte) bool {
+	if k == channelMember {
+		return true // any JSON value, as the general path ignores it
+	}
 	if string(value) == "null" {
 		// null topic or revision: missing (the general path words it); null epoch,
 		// sourceId, timestampMs: absent. Still seen: a second copy after a null is a
