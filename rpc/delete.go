@@ -47,5 +47,6 @@ func (s *Server) beginDelete(params json.RawMessage) (finish func(context.Contex
 	if err != nil {
 		return nil, err
 	}
+	s.patched.forget(p.Topic)
 	return s.finishStoreWrite(p.Topic, p.SourceID, wait, changed), nil
 }

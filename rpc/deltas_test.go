@@ -374,7 +374,7 @@ func TestTheHistoryIsBoundedInBytes(t *testing.T) {
 	require.EqualValues(t, 2, h.diffs.Load(), "from the bases still held: 8 and 9")
 	big := json.RawMessage(`[{"op":"add","path":"/x","value":"` + strings.Repeat("y", 400) + `"}]`)
 	for i := 20; i < 25; i++ {
-		h.seed("e", engine.Revision(fmt.Sprint(i)), engine.Revision(fmt.Sprint(i+1)), big)
+		h.seed("e", engine.Revision(fmt.Sprint(i)), engine.Revision(fmt.Sprint(i+1)), big, true)
 		require.LessOrEqual(t, h.dbytes, 1000)
 	}
 	require.Positive(t, h.dbytes)
@@ -411,4 +411,69 @@ func TestChannelSourcedTopicsKeepAHistoryPerChannel(t *testing.T) {
 	require.Equal(t, 1, h.waitWindow("a", "2").deltas)
 	require.Equal(t, 1, h.waitWindow("bb", "2").deltas)
 	require.Nil(t, h.server.openTopic(deltaTopic).hist, "no history shared by the topic's channels")
+}
+
+// state.patch's result is scanned for a repeated member name only when the patch could
+// have brought one: Apply repeats no name that its document and values did not, so a
+// patched revision inherits its base's check instead of a scan of the whole state.
+func TestStatePatchInheritsItsBasesNameCheck(t *testing.T) {
+	h := startWindowHost(t, Config{Store: store.NewMemory(1 << 20)})
+	h.result("state.set", map[string]any{"topic": deltaTopic, "data": leaf(7, 0)})
+	openDeltas(h, "w", map[string]any{"deltas": true})
+	h.waitWindow("w", "1")
+	for i, rev := range []string{"2", "3", "4"} {
+		h.result("state.patch", map[string]any{"topic": deltaTopic, "patch": []any{map[string]any{"op": "replace", "path": "/key007/value", "value": i + 1}}})
+		h.waitWindow("w", rev)
+	}
+	hist := h.server.openTopic(deltaTopic).hist
+	require.Equal(t, 3, h.waitWindow("w", "4").deltas)
+	require.EqualValues(t, 1, hist.scans.Load(), "only revision 1, state.set's data, was scanned")
+
+	// A value with a name twice: the revision is scanned, and goes in full.
+	twice := json.RawMessage(`[{"op":"add","path":"/key007/extra","value":{"twice":1,"twice":2}}]`)
+	h.result("state.patch", map[string]any{"topic": deltaTopic, "patch": twice})
+	w := h.waitWindow("w", "5")
+	require.EqualValues(t, 2, hist.scans.Load())
+	require.Equal(t, 3, w.deltas)
+	require.Contains(t, h.appliesTo("w")[4], "data")
+
+	// From there on the state repeats a name: every revision patched from it goes in
+	// full, whatever its patch, as the base's check says.
+	h.result("state.patch", map[string]any{"topic": deltaTopic, "patch": []any{map[string]any{"op": "replace", "path": "/key007/value", "value": 9}}})
+	w = h.waitWindow("w", "6")
+	require.Equal(t, 3, w.deltas)
+	require.Contains(t, h.appliesTo("w")[5], "data")
+}
+
+// A patch on the very data the last patch wrote skips Apply's validation pass; data from
+// state.set (kept as sent, spaces and all) is always read whole first.
+func TestStatePatchTrustsOnlyItsOwnOutput(t *testing.T) {
+	h := startWindowHost(t, Config{Store: store.NewMemory(1 << 20)})
+	set := func(raw string) { h.result("state.set", map[string]any{"topic": "cfg", "data": json.RawMessage(raw)}) }
+	patch := func(path string, v any) {
+		h.result("state.patch", map[string]any{"topic": "cfg", "patch": []any{map[string]any{"op": "replace", "path": path, "value": v}}})
+	}
+	requireData := func(want string) {
+		t.Helper()
+		got, err := json.Marshal(h.result("state.get", map[string]any{"topic": "cfg"})["data"])
+		require.NoError(t, err)
+		requireSameJSON(t, json.RawMessage(want), got)
+	}
+	trusted := func() int {
+		h.server.patched.mu.Lock()
+		defer h.server.patched.mu.Unlock()
+		return h.server.patched.hits
+	}
+	set(`{ "a" : [ 1 , 2 ] , "b" : { "c" : "d" } }`)
+	patch("/a/1", 3)
+	require.Zero(t, trusted(), "state.set's data is read whole")
+	patch("/b/c", "e")
+	require.Equal(t, 1, trusted())
+	requireData(`{"a":[1,3],"b":{"c":"e"}}`)
+	set(`{ "a" : [ 1 , 2 ] , "b" : { "c" : "d" } }`)
+	patch("/b/c", "f")
+	require.Equal(t, 1, trusted(), "state.set's data is read whole")
+	patch("/a/0", 0)
+	require.Equal(t, 2, trusted())
+	requireData(`{"a":[0,2],"b":{"c":"f"}}`)
 }

@@ -579,6 +579,7 @@ func (s *Server) beginSet(params json.RawMessage) (finish func(context.Context) 
 	if err != nil {
 		return nil, err
 	}
+	s.patched.forget(p.Topic)
 	return s.finishStoreWrite(p.Topic, p.SourceID, wait, true), nil
 }
 

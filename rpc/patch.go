@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"unsafe"
 
 	"github.com/sourcegraph/jsonrpc2"
 
@@ -68,10 +70,15 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 			}
 			return nil, invalidParams("topic %q %s, so it has no data to patch: create it with state.set first", quoteBounded(p.Topic), what)
 		}
-		out, err := jsonpatch.Apply(current.Data, patch)
+		apply := jsonpatch.Apply
+		if s.patched.wrote(p.Topic, current.Data) {
+			apply = jsonpatch.ApplyValid
+		}
+		out, err := apply(current.Data, patch)
 		if err != nil {
 			return nil, patchError(err, current.Revision)
 		}
+		s.patched.record(p.Topic, out)
 		return out, nil
 	})
 	if err != nil {
@@ -82,16 +89,58 @@ func (s *Server) beginPatch(params json.RawMessage) (finish func(context.Context
 	// failed write's revision is given to the next write, whose change is another) and
 	// before the channels are told of it; a copy, as params may sit in a reused buffer.
 	seedPatch := append(json.RawMessage(nil), p.Patch...)
+	uniqueValues := !patch.RepeatedNames()
 	durable := func() (engine.Revision, error) {
 		rev, err := wait()
-		if err == nil {
-			if hist := s.topicHistory(p.Topic); hist != nil {
-				hist.seed(base.Epoch, base.Revision, rev, seedPatch)
-			}
+		if err != nil {
+			s.patched.forget(p.Topic)
+			return rev, err
+		}
+		if hist := s.topicHistory(p.Topic); hist != nil {
+			hist.seed(base.Epoch, base.Revision, rev, seedPatch, uniqueValues)
 		}
 		return rev, err
 	}
 	return s.finishStoreWrite(p.Topic, p.SourceID, durable, true), nil
+}
+
+// lastPatched holds, per topic, the data state.patch last wrote: jsonpatch.Apply's
+// output, compact and valid, which the store keeps as it is (StoreUpdater). A patch on a
+// topic that still holds that very slice applies with ApplyValid, skipping the
+// validation pass over the whole state (about half of Apply's time on 1 MiB); data from
+// anywhere else (state.set, the store file) goes through Apply. The slice is compared
+// by identity, so an entry the store no longer holds only costs the saving; state.set,
+// state.delete and a failed write drop it, so that it does not keep old data alive.
+type lastPatched struct {
+	mu   sync.Mutex
+	data map[string]json.RawMessage
+	hits int // patches applied with ApplyValid, for tests
+}
+
+func (l *lastPatched) wrote(topic string, data json.RawMessage) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last := l.data[topic]
+	if len(last) > 0 && len(last) == len(data) && unsafe.SliceData(last) == unsafe.SliceData(data) {
+		l.hits++
+		return true
+	}
+	return false
+}
+
+func (l *lastPatched) record(topic string, data json.RawMessage) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.data == nil {
+		l.data = map[string]json.RawMessage{}
+	}
+	l.data[topic] = data
+}
+
+func (l *lastPatched) forget(topic string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.data, topic)
 }
 
 // patchError words a jsonpatch error: a failed test is the compare-and-set that lost

@@ -112,6 +112,8 @@ type Server struct {
 	shutdown     chan struct{} // closed when a shutdown request has stopped every engine
 
 	registry // topics and channels, and the only state Server.mu guards
+
+	patched lastPatched // the data state.patch last wrote, per topic (patch.go)
 }
 
 // NewServer returns a server; Serve runs it.

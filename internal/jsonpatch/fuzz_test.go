@@ -17,6 +17,8 @@ func FuzzApply(f *testing.F) {
 	f.Add([]byte(`{"a~b":{"c/d":null}}`), []byte(`[{"op":"replace","path":"/a~0b/c~1d","value":[true]}]`))
 	f.Add([]byte(`"s"`), []byte(`[{"op":"replace","path":"","value":{"k":"\u00e9"}}]`))
 	f.Add([]byte(`{"a":1,"a":2}`), []byte(`[{"op":"remove","path":"/a"},{"op":"add","path":"/b","value":1e400}]`))
+	f.Add([]byte(`{"\u0061":{"b":1},"c":[]}`), []byte(`[{"op":"add","path":"/a","value":2},{"op":"copy","from":"/c","path":"/\u0062"}]`))
+	f.Add([]byte(`{"x":{"b":1}}`), []byte(`[{"op":"move","from":"/x","path":"/x/b"},{"op":"add","path":"/y","value":{"k":1,"\u006b":2}}]`))
 	f.Fuzz(func(t *testing.T, doc, patch []byte) {
 		docCopy, patchCopy := bytes.Clone(doc), bytes.Clone(patch)
 		p, err := DecodePatch(patch)
@@ -36,6 +38,11 @@ func FuzzApply(f *testing.F) {
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, out); err != nil || !bytes.Equal(compact.Bytes(), out) {
 			t.Fatalf("Apply(%q, %q) = %q, not compact", doc, patch, out)
+		}
+		// What state.patch relies on to skip RepeatedNames of its result
+		// (history.repeated): Apply repeats no name the document and the values did not.
+		if !RepeatedNames(doc) && !p.RepeatedNames() && RepeatedNames(out) {
+			t.Fatalf("Apply(%q, %q) = %q repeats a member name; neither the document nor a value did", doc, patch, out)
 		}
 	})
 }

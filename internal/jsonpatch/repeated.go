@@ -77,3 +77,17 @@ func (o *openValue) addToSet(raw []byte, listed [][]byte) bool {
 	o.seen[name] = struct{}{}
 	return false
 }
+
+// RepeatedNames reports whether a value of the patch has a member name twice. Apply
+// repeats no name that the document and the patch's values did not (FuzzApply checks
+// it): add on an existing member replaces it, and every value it writes comes from the
+// patch or the document. So the result of a patch with false here, applied to a
+// document without repeats, has none either, and need not be scanned for them.
+func (p Patch) RepeatedNames() bool {
+	for i := range p {
+		if len(p[i].Value) > 0 && RepeatedNames(p[i].Value) {
+			return true
+		}
+	}
+	return false
+}
