@@ -20,12 +20,12 @@ func RepeatedNames(doc []byte) bool {
 	for i := 0; i < len(doc); i++ {
 		switch doc[i] {
 		case '"':
-			end := jsonscan.SkipString(doc, i)
+			end, escaped := stringEnd(doc, i)
 			if n := len(stack); n > 0 && stack[n-1].atName {
 				top := &stack[n-1]
 				top.atName = false
-				raw := doc[i+1 : end-1]
-				if top.seen == nil && len(names)-top.start < 16 && bytes.IndexByte(raw, '\\') < 0 {
+				raw := doc[i+1 : max(i+1, end-1)]
+				if top.seen == nil && len(names)-top.start < 16 && !escaped {
 					for _, name := range names[top.start:] {
 						if bytes.Equal(name, raw) {
 							return true
@@ -51,6 +51,24 @@ func RepeatedNames(doc []byte) bool {
 		}
 	}
 	return false
+}
+
+// stringEnd returns the index just past the string that opens at doc[i], and whether it
+// has an escape. Most strings of a state are short (names, ids, tags): they are read
+// here byte by byte, which costs less than a call to bytes.IndexByte per quote; longer
+// ones go to jsonscan.SkipString, whose IndexByte pays off past a few dozen bytes.
+func stringEnd(doc []byte, i int) (end int, escaped bool) {
+	for j := i + 1; j < len(doc) && j <= i+32; j++ {
+		switch doc[j] {
+		case '"':
+			return j + 1, escaped
+		case '\\':
+			escaped = true
+			j++ // the escaped byte, a quote maybe
+		}
+	}
+	end = jsonscan.SkipString(doc, i)
+	return end, escaped || bytes.IndexByte(doc[i+1:max(i+1, end-1)], '\\') >= 0
 }
 
 // openValue is what RepeatedNames knows of an object or array not yet closed.
