@@ -46,7 +46,7 @@ func TestRepeatedNames(t *testing.T) {
 		{many(false), false},
 		{many(true), true},
 		{`{"a\",\"a":1,"a":2}`, false}, // an escaped quote does not end a name
-		{`{"k":"\"","k":1}`, true},      // nor a value
+		{`{"k":"\"","k":1}`, true},     // nor a value
 		// Strings on either side of the 32 bytes read byte by byte, escapes at the edge.
 		{`{"` + strings.Repeat("n", 40) + `":1,"` + strings.Repeat("n", 39) + `\u006e":2}`, true},
 		{`{"` + strings.Repeat("n", 30) + `\"":1,"` + strings.Repeat("n", 30) + `\\":2,"` + strings.Repeat("n", 30) + `\\\"":3}`, false},
