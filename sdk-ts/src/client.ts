@@ -1,6 +1,6 @@
 import { Connection, type ConnectionOptions, type ConnectionState, type RequestOptions } from "./connection.js";
 import { ErrorCodes, RpcError } from "./errors.js";
-import { applyPatch, cloneJson, type JsonPatch, JsonPatchError } from "./json-patch.js";
+import { applyPatch, cloneJson, freezeJson, type JsonPatch, JsonPatchError } from "./json-patch.js";
 import { isRecord, type Link } from "./link.js";
 import { checkInvalidateParams, checkPatchParams, checkSetParams } from "./params.js";
 import {
@@ -37,6 +37,14 @@ export interface ChannelHandlers {
    * object the client changes later.
    */
   apply(params: ApplyParams): Promise<void> | void;
+  /**
+   * Hand `apply` deeply frozen data (Object.freeze) instead of data of its own: for state
+   * libraries that never change their state in place (Redux, Zustand, React state). On a
+   * delta channel the client then keeps that same data as the next patch's base instead
+   * of a deep copy, so a delta costs the window the size of the change, not of the state.
+   * A change to it throws a TypeError (strict mode, as in every ES module).
+   */
+  freezeData?: boolean;
   /** Gets the sidecar's `error` notifications for the channel. */
   onError?(params: ErrorNotification): void;
 }
@@ -336,8 +344,14 @@ export class StateSyncClient {
       ? { ...(params as unknown as ApplyParams), data: this.#patched(channel, params) }
       : (params as unknown as ApplyParams);
     // Copied before the handler runs: it may keep `data` (a Vue reactive wraps it) and
-    // change it later, and the next patch must apply to what was sent.
-    const kept = tracked ? cloneJson(applied.data) : undefined;
+    // change it later, and the next patch must apply to what was sent. Frozen data cannot
+    // change: it is kept as it is (applyPatch never writes to its input).
+    let kept: unknown;
+    if (handlers.freezeData === true) {
+      kept = freezeJson(applied.data);
+    } else if (tracked) {
+      kept = cloneJson(applied.data);
+    }
     try {
       await handlers.apply(applied);
     } catch (error) {

@@ -379,6 +379,21 @@ function setMember(container: Container, key: string | number, value: unknown): 
   }
 }
 
+/**
+ * Freezes a JSON value deeply (Object.freeze), and returns it. It stops at objects already
+ * frozen: after applyPatch on frozen data only the containers the patch copied and the
+ * values it wrote are new, so freezing the result costs the size of the change.
+ */
+export function freezeJson<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) {
+      freezeJson((value as Record<string, unknown>)[key]);
+    }
+  }
+  return value;
+}
+
 /** A deep copy of a JSON value (plain objects, arrays and primitives; "__proto__" kept a member). */
 export function cloneJson<T>(value: T): T {
   return clone(value) as T;

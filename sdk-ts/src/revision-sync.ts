@@ -111,6 +111,14 @@ interface CommonOptions<T> {
    * only when one of them changed. Needs the sidecar's `deltas` capability.
    */
   paths?: readonly string[];
+  /**
+   * Hand the applier deeply frozen data (Object.freeze) instead of data of its own: for
+   * state libraries that never change their state in place (Redux, Zustand, React state);
+   * not for Vue, Pinia, Valtio or Svelte runes, which do. With deltas the SDK then keeps
+   * no copy of the channel's data, so a delta costs this window the size of the change,
+   * not of the state. A change to the data throws a TypeError. Default false.
+   */
+  freezeData?: boolean;
 }
 
 /**
@@ -138,6 +146,7 @@ const knownOptions = new Set([
   "throttling",
   "deltas",
   "paths",
+  "freezeData",
 ]);
 
 /** What a provider or applier threw, kept until the sidecar's report of that failure arrives. */
@@ -186,6 +195,11 @@ function checkOptions(options: RevisionSyncOptions<unknown>): void {
   }
   if (options.paths !== undefined) {
     checkPaths(options.paths);
+  }
+  if (options.freezeData !== undefined && typeof options.freezeData !== "boolean") {
+    throw new TypeError(
+      `createRevisionSync: options.freezeData is ${JSON.stringify(options.freezeData)}: use true or false`,
+    );
   }
 }
 
@@ -434,6 +448,7 @@ export function createRevisionSync<T>(options: RevisionSyncOptions<T>): Revision
   const start = async (): Promise<void> => {
     unserve = connection.serveChannel(channel, {
       apply: serveApply,
+      ...(options.freezeData === true ? { freezeData: true } : {}),
       ...(provider === undefined ? {} : { getSnapshot: serveSnapshot }),
       onError: reportFromSidecar,
     });

@@ -36,7 +36,7 @@ function recordingApplier() {
 /** A started sync on a store topic; the sidecar's first apply is `first` (revision 1). */
 async function started(
   first: unknown,
-  options: Pick<RevisionSyncOptions<unknown>, "deltas" | "paths" | "channelOptions" | "channel"> = {},
+  options: Pick<RevisionSyncOptions<unknown>, "deltas" | "paths" | "channelOptions" | "channel" | "freezeData"> = {},
   initialize: unknown = INITIALIZE_WITH_DELTAS,
   applier: SnapshotApplier<unknown> = recordingApplier(),
 ) {
@@ -242,6 +242,69 @@ describe("appliers never see an object the SDK changes later", () => {
         tabs: ["a"],
       });
     }
+  });
+});
+
+describe("freezeData: the applier gets frozen data, and the SDK keeps no copy of it", () => {
+  it("every object the applier gets is frozen, a change to it throws, and deltas apply as before", async () => {
+    const applier = recordingApplier();
+    const first = { a: { list: [1, 2] }, b: { x: 1 } };
+    const { sidecar } = await started(first, { freezeData: true }, INITIALIZE_WITH_DELTAS, applier);
+    const patches: JsonPatch[] = [
+      [{ op: "add", path: "/a/list/-", value: { deep: [3] } }],
+      [{ op: "replace", path: "/b/x", value: { y: [2] } }],
+      [{ op: "copy", from: "/a/list", path: "/c" }],
+      [{ op: "move", from: "/a/list", path: "/b/list" }],
+    ];
+    for (const [i, patch] of patches.entries()) {
+      expect((await delta(sidecar, String(i + 1), String(i + 2), patch)).result).toEqual({});
+    }
+    const everyObject = (value: unknown): object[] =>
+      typeof value === "object" && value !== null ? [value, ...Object.values(value).flatMap(everyObject)] : [];
+    for (const { data } of applier.seen) {
+      for (const object of everyObject(data)) {
+        expect(Object.isFrozen(object)).toBe(true);
+      }
+    }
+    const last = applier.seen.at(-1)?.data as { b: { list: unknown[] } };
+    expect(() => last.b.list.push(4)).toThrow(TypeError);
+    expect(last).toEqual({ a: {}, b: { x: { y: [2] }, list: [1, 2, { deep: [3] }] }, c: [1, 2, { deep: [3] }] });
+    // Earlier revisions are unchanged: the patches shared what they did not touch.
+    expect(applier.seen[0]?.data).toEqual({ a: { list: [1, 2] }, b: { x: 1 } });
+    expect(applier.seen[1]?.data).toEqual({ a: { list: [1, 2, { deep: [3] }] }, b: { x: 1 } });
+    const [zero, one] = applier.seen.map((envelope) => envelope.data as { b: unknown });
+    expect(one?.b).toBe(zero?.b);
+  });
+
+  it("without deltas too; a non-boolean is refused when the sync is made", async () => {
+    const applier = recordingApplier();
+    await started({ a: [1] }, { freezeData: true, deltas: false }, INITIALIZE_WITH_DELTAS, applier);
+    const data = applier.seen[0]?.data as { a: unknown } | undefined;
+    expect(data?.a).toEqual([1]);
+    expect(Object.isFrozen(data?.a)).toBe(true);
+    const { client } = await connectToFake(INITIALIZE_WITH_DELTAS);
+    expect(() =>
+      createRevisionSync({
+        topic,
+        connection: client,
+        applier,
+        freezeData: "yes" as unknown as boolean,
+      }),
+    ).toThrow(/options.freezeData is "yes": use true or false/);
+  });
+
+  it("Zustand and Redux-style appliers, which never change their state in place, work on frozen data", async () => {
+    const zustand = createStore<Record<string, unknown>>()(() => ({}));
+    const { sidecar } = await started(
+      { prefs: { theme: "dark", size: 12 }, tabs: ["a"] },
+      { freezeData: true },
+      INITIALIZE_WITH_DELTAS,
+      zustandApplier(zustand),
+    );
+    expect((await delta(sidecar, "1", "2", [{ op: "replace", path: "/prefs/size", value: 14 }])).result).toEqual({});
+    expect(zustand.getState()).toEqual({ prefs: { theme: "dark", size: 14 }, tabs: ["a"] });
+    // A user who changes the store's state in place hears of it at once.
+    expect(() => (zustand.getState() as { tabs: string[] }).tabs.push("b")).toThrow(TypeError);
   });
 });
 
