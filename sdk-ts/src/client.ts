@@ -341,14 +341,14 @@ export class StateSyncClient {
     const tracked = this.#bases.has(channel);
     const delta = params.patch !== undefined || params.baseRevision !== undefined;
     const applied: ApplyParams = delta
-      ? { ...(params as unknown as ApplyParams), data: this.#patched(channel, params) }
+      ? { ...(params as unknown as ApplyParams), data: this.#patched(channel, params, handlers.freezeData === true) }
       : (params as unknown as ApplyParams);
     // Copied before the handler runs: it may keep `data` (a Vue reactive wraps it) and
     // change it later, and the next patch must apply to what was sent. Frozen data cannot
     // change: it is kept as it is (applyPatch never writes to its input).
     let kept: unknown;
     if (handlers.freezeData === true) {
-      kept = freezeJson(applied.data);
+      kept = delta ? applied.data : freezeJson(applied.data);
     } else if (tracked) {
       kept = cloneJson(applied.data);
     }
@@ -373,7 +373,7 @@ export class StateSyncClient {
   }
 
   /** The full new data of a delta apply, or DeltaRejected; the handler is not called then. */
-  #patched(channel: string, params: Record<string, unknown>): unknown {
+  #patched(channel: string, params: Record<string, unknown>, freeze: boolean): unknown {
     const base = this.#bases.get(channel);
     const local = base === undefined ? {} : { localRevision: base.revision };
     const reject = (reason: DeltaRejection["reason"], why: string): RpcError =>
@@ -399,7 +399,8 @@ export class StateSyncClient {
       );
     }
     try {
-      return applyPatch(base.data, params.patch);
+      // With freeze the base is deeply frozen: only what the patch made needs freezing.
+      return applyPatch(base.data, params.patch, { freeze });
     } catch (error) {
       if (error instanceof JsonPatchError) {
         throw reject("patchFailed", error.message);

@@ -1,7 +1,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { applyPatch, formatPointer, JsonPatchError, type JsonPatchErrorKind, parsePointer } from "../src/json-patch.js";
+import {
+  applyPatch,
+  formatPointer,
+  freezeJson,
+  JsonPatchError,
+  type JsonPatchErrorKind,
+  parsePointer,
+} from "../src/json-patch.js";
 
 // The official RFC 6902 suite (json-patch/json-patch-tests), kept beside the checkout in
 // ../shared (CI has the same layout), and the vectors the Go side writes from its own
@@ -41,6 +48,33 @@ function expectOutcome(c: SuiteCase): void {
     expect(applyPatch(c.doc, c.patch)).toStrictEqual("expected" in c ? c.expected : c.doc);
   }
   expect(c.doc, "the input document is never changed").toStrictEqual(before);
+  expectSameWhenFrozen(c.doc, c.patch);
+}
+
+/** Every container of a JSON value, itself first. */
+function containers(value: unknown): object[] {
+  return typeof value === "object" && value !== null ? [value, ...Object.values(value).flatMap(containers)] : [];
+}
+
+/**
+ * freezeData's path: on a deeply frozen copy of doc, applyPatch with freeze has the
+ * outcome it has on doc (a write to its input would throw a TypeError instead), and its
+ * result is deeply frozen.
+ */
+function expectSameWhenFrozen(doc: unknown, patch: unknown): void {
+  const outcome = (run: () => unknown): { value: unknown } | { kind: string } => {
+    try {
+      return { value: run() };
+    } catch (error) {
+      return { kind: error instanceof JsonPatchError ? error.kind : String(error) };
+    }
+  };
+  const plain = outcome(() => applyPatch(structuredClone(doc), patch));
+  const frozen = outcome(() => applyPatch(freezeJson(structuredClone(doc)), patch, { freeze: true }));
+  expect(frozen).toStrictEqual(plain);
+  if ("value" in frozen) {
+    expect(containers(frozen.value).every((container) => Object.isFrozen(container))).toBe(true);
+  }
 }
 
 for (const file of ["tests.json", "spec_tests.json"]) {
@@ -89,6 +123,7 @@ describe("shared vectors: testdata/jsonpatch/vectors.json", () => {
             const before = structuredClone(c.from);
             expect(applyPatch(c.from, c.patch)).toStrictEqual(c.to);
             expect(c.from).toStrictEqual(before);
+            expectSameWhenFrozen(c.from, c.patch);
             return;
           }
           const before = structuredClone(c.doc);
@@ -105,6 +140,7 @@ describe("shared vectors: testdata/jsonpatch/vectors.json", () => {
             expect(applyPatch(c.doc, c.patch)).toStrictEqual(c.expected);
           }
           expect(c.doc).toStrictEqual(before);
+          expectSameWhenFrozen(c.doc, c.patch);
         });
       }
     });
