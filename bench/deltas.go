@@ -56,7 +56,9 @@ type deltaStoreResult struct {
 	Deltas bool `json:"deltas"`
 	// NoApply: a diagnostic cell whose windows check baseRevision and acknowledge without
 	// applying the patch: the sidecar's part of the latency, not what a user meets.
-	NoApply       bool     `json:"windowsDoNotApply,omitempty"`
+	NoApply bool `json:"windowsDoNotApply,omitempty"`
+	// FreezeData: windows that do what the SDK does with freezeData (bench/tree.go).
+	FreezeData    bool     `json:"freezeData,omitempty"`
 	Windows       int      `json:"windows"`
 	SizeBytes     int      `json:"sizeBytes"`
 	Rounds        int      `json:"rounds"`
@@ -103,7 +105,8 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 	fmt.Fprintf(out, "\nDeltas (issue 15): %d windows on a %s store topic, one leaf changed by state.patch; a %s host topic, one key changed, %d windows\n",
 		deltaWindowsN, fmtBytes(deltaDocSize), fmtBytes(deltaDocSize), deltaHostWindows)
 	fmt.Fprintln(out, "  windows: Go code in the harness doing what the SDK does: keep each channel's data; with deltas on check baseRevision,")
-	fmt.Fprintln(out, "  jsonpatch.Apply the patch to it, answer -32011 on a mismatch; with full data read and keep it compact (json.Compact, as a webview JSON.parses it)")
+	fmt.Fprintln(out, "  jsonpatch.Apply the patch to it, answer -32011 on a mismatch; with full data read and keep it compact (json.Compact, as a webview JSON.parses it);")
+	fmt.Fprintln(out, "  windows with freezeData keep the data parsed and apply a patch by copying only the containers on its path (bench/tree.go), as the SDK does then")
 
 	cell := func(name string) bool {
 		if cfg.deltaCells != nil {
@@ -123,7 +126,7 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 			break
 		}
 		progress("deltas: store %d × %s, deltas %s", deltaWindowsN, fmtBytes(deltaDocSize), onOff(on))
-		r, heal, err := deltaStoreCell(cfg.bin, on, false, p.deltaStore)
+		r, heal, err := deltaStoreCell(cfg.bin, on, windowsCopy, p.deltaStore)
 		if err != nil {
 			fail(err)
 			continue
@@ -136,9 +139,21 @@ func measureDeltas(cfg config, p plan, out io.Writer, fail func(error)) *deltasR
 			}
 		}
 	}
+	if cell("freezedata") {
+		progress("deltas: store %d × %s, deltas on, windows with freezeData", deltaWindowsN, fmtBytes(deltaDocSize))
+		r, heal, err := deltaStoreCell(cfg.bin, true, windowsFreezeData, p.deltaStore)
+		if err != nil {
+			fail(err)
+		} else {
+			rep.Store = append(rep.Store, r)
+			if !heal.Converged || !heal.AllEqual || heal.BaseMismatch != 1 || heal.PatchFailed != 1 {
+				fail(fmt.Errorf("deltas self-heal, freezeData windows: want one baseMismatch and one patchFailed rejection, convergence and every window holding the store's data; got %+v", *heal))
+			}
+		}
+	}
 	if cell("noapply") {
 		progress("deltas: store %d × %s, deltas on, windows that do not apply (diagnostic)", deltaWindowsN, fmtBytes(deltaDocSize))
-		if r, _, err := deltaStoreCell(cfg.bin, true, true, p.deltaStore); err != nil {
+		if r, _, err := deltaStoreCell(cfg.bin, true, windowsNoApply, p.deltaStore); err != nil {
 			fail(err)
 		} else {
 			rep.Store = append(rep.Store, r)
@@ -184,8 +199,11 @@ func printDeltas(out io.Writer, rep *deltasReport) {
 			ratio = fmt.Sprintf("%.1f", r.Latency.P50/fan)
 		}
 		name := onOff(r.Deltas)
-		if r.NoApply {
+		switch {
+		case r.NoApply:
 			name = "on, windows do not apply (diagnostic)"
+		case r.FreezeData:
+			name = "on, windows with freezeData"
 		}
 		tw.row(name, fmt.Sprint(r.Rounds), fmtBytes(int64(r.BytesPerApply)), fmt.Sprintf("%d of %d", r.DeltaApplies, r.Applies),
 			fmtMs(r.Latency.P50), fmtMs(r.Latency.P99), ratio, fmtMs(r.WindowMsRound), fmtMs(r.SidecarCPUMs), fmt.Sprint(r.Rejections), fmtBytes(r.PeakRSSBytes))
@@ -220,6 +238,11 @@ func printDeltas(out io.Writer, rep *deltasReport) {
 				"≤ 2x", verdict(on.Latency.P50 <= 2*fan))
 			st.row("the same, p99", fmtMs(on.Latency.P99), fmtMs(off.Latency.P99), "1 KiB fan-out "+fmtMs(rep.FanOut.Latency.P99),
 				fmt.Sprintf("%.1fx (off %.1fx)", on.Latency.P99/rep.FanOut.Latency.P99, off.Latency.P99/rep.FanOut.Latency.P99), "reported", "")
+			if fz := pickFreezeData(rep.Store); fz != nil {
+				st.row("the same, windows with freezeData: true, p50",
+					fmtMs(fz.Latency.P50), fmtMs(off.Latency.P50), "1 KiB fan-out "+fmtMs(fan), fmt.Sprintf("%.1fx (off %.1fx)", fz.Latency.P50/fan, off.Latency.P50/fan),
+					"≤ 2x", verdict(fz.Latency.P50 <= 2*fan))
+			}
 		}
 	}
 	hon, hoff := pickHost(rep.Host, true), pickHost(rep.Host, false)
@@ -246,11 +269,20 @@ func verdict(met bool) string {
 func pickStore(rs []deltaStoreResult, on bool) *deltaStoreResult {
 	var r *deltaStoreResult
 	for i := range rs {
-		if rs[i].Deltas == on && !rs[i].NoApply {
+		if rs[i].Deltas == on && !rs[i].NoApply && !rs[i].FreezeData {
 			r = &rs[i]
 		}
 	}
 	return r
+}
+
+func pickFreezeData(rs []deltaStoreResult) *deltaStoreResult {
+	for i := range rs {
+		if rs[i].FreezeData {
+			return &rs[i]
+		}
+	}
+	return nil
 }
 
 func pickHost(rs []deltaHostResult, on bool) *deltaHostResult {
@@ -280,9 +312,19 @@ var leafIndex = func() int {
 	return len(doc.Items) / 2
 }()
 
+// windowMode is how a store cell's windows take a patch.
+type windowMode int
+
+const (
+	windowsCopy       windowMode = iota // as the SDK does by default: applied to the window's own copy of the data
+	windowsFreezeData                   // as the SDK does with freezeData: parsed data shared, the patch's path copied
+	windowsNoApply                      // the diagnostic cell: the base checked, nothing applied
+)
+
 // deltaStoreCell measures state.patch → every window applied on a 1 MiB store topic.
-func deltaStoreCell(bin string, deltas, noApply bool, b budget) (res deltaStoreResult, heal *selfHealResult, err error) {
-	res = deltaStoreResult{Deltas: deltas, NoApply: noApply, Windows: deltaWindowsN, SizeBytes: deltaDocSize}
+func deltaStoreCell(bin string, deltas bool, mode windowMode, b budget) (res deltaStoreResult, heal *selfHealResult, err error) {
+	noApply := mode == windowsNoApply
+	res = deltaStoreResult{Deltas: deltas, NoApply: noApply, FreezeData: mode == windowsFreezeData, Windows: deltaWindowsN, SizeBytes: deltaDocSize}
 	h, err := startSidecar(bin, nil, deltaWindowsN)
 	if err != nil {
 		return res, nil, err
@@ -291,7 +333,7 @@ func deltaStoreCell(bin string, deltas, noApply bool, b budget) (res deltaStoreR
 	res.Pid = h.pid
 	progress("  sidecar pid %d", h.pid)
 	win := newDeltaWindows(h, deltaWindowsN)
-	win.noApply = noApply
+	win.noApply, win.freezeData = noApply, mode == windowsFreezeData
 	defer win.stop()
 	if err := deltaInitialize(h); err != nil {
 		return res, nil, err
@@ -376,8 +418,10 @@ func deltaStoreCell(bin string, deltas, noApply bool, b budget) (res deltaStoreR
 // reason, get full data at once, and every window must end with exactly the store's data.
 func selfHeal(h *host, win *deltaWindows, round func(int) (time.Duration, error)) (*selfHealResult, error) {
 	win.resetCounters()
-	win.corrupt(0, func(s *windowState) { s.data, s.rev = nil, "" })
-	win.corrupt(1, func(s *windowState) { s.data = []byte(`{"items":[]}`) })
+	win.corrupt(0, func(s *windowState) { s.data, s.tree, s.hasTree, s.rev = nil, nil, false, "" })
+	win.corrupt(1, func(s *windowState) {
+		s.data, s.tree = []byte(`{"items":[]}`), map[string]any{"items": []any{}}
+	})
 	heal := &selfHealResult{}
 	if _, err := round(1 << 20); err != nil {
 		return heal, err
@@ -611,6 +655,9 @@ type deltaWindows struct {
 	// noApply: check each patch's base and acknowledge it without applying it (the
 	// diagnostic cell; the windows' data goes stale).
 	noApply bool
+	// freezeData: hold the parsed data and apply patches to it with applyTree, as the
+	// SDK does with freezeData (tree.go), instead of bytes with jsonpatch.ApplyValid.
+	freezeData bool
 
 	applies, deltas, bytes, mismatch, failed, workNs atomic.Int64
 }
@@ -624,6 +671,8 @@ type windowJob struct {
 type windowState struct {
 	epoch, rev string
 	data       []byte // the data last applied; nil: none
+	tree       any    // with freezeData, the data last applied, parsed; valid when hasTree
+	hasTree    bool
 }
 
 type windowCounters struct{ applies, deltas, bytes, mismatch, failed, workNs int64 }
@@ -683,6 +732,10 @@ func (w *deltaWindows) allHold(rev string, data []byte) bool {
 	if json.Compact(&want, data) != nil {
 		return false
 	}
+	wantTree, err := decodeTree(data)
+	if err != nil {
+		return false
+	}
 	var ok atomic.Bool
 	ok.Store(true)
 	var wg sync.WaitGroup
@@ -691,6 +744,12 @@ func (w *deltaWindows) allHold(rev string, data []byte) bool {
 		w.queues[i%len(w.queues)] <- windowJob{fn: func() {
 			defer wg.Done()
 			s := &w.state[i]
+			if w.freezeData {
+				if s.rev != rev || !s.hasTree || !treeEqual(s.tree, wantTree) {
+					ok.Store(false)
+				}
+				return
+			}
 			var got bytes.Buffer
 			if s.rev != rev || s.data == nil || json.Compact(&got, s.data) != nil || !bytes.Equal(got.Bytes(), want.Bytes()) {
 				ok.Store(false)
@@ -734,15 +793,23 @@ func (w *deltaWindows) handle(line []byte) {
 	}
 	s := &w.state[i]
 	if m.patch != nil {
-		if s.data == nil || s.rev != string(m.base) || s.epoch != string(m.epoch) {
+		held := s.data != nil
+		if w.freezeData {
+			held = s.hasTree
+		}
+		if !held || s.rev != string(m.base) || s.epoch != string(m.epoch) {
 			w.mismatch.Add(1)
 			w.reject(m.id, "baseMismatch", s.rev, fmt.Sprintf("delta rejected: the window holds revision %q, the patch is from %q", s.rev, m.base))
 			w.workNs.Add(int64(time.Since(t0)))
 			return
 		}
 		p, err := jsonpatch.DecodePatch(m.patch)
-		out := s.data
-		if err == nil && !w.noApply {
+		out, tree := s.data, s.tree
+		switch {
+		case err != nil || w.noApply:
+		case w.freezeData:
+			tree, err = applyTree(s.tree, p)
+		default:
 			// s.data is compact, valid JSON: Compact made it from the full data, or
 			// Apply made it from the previous patch.
 			out, err = jsonpatch.ApplyValid(s.data, p)
@@ -753,8 +820,16 @@ func (w *deltaWindows) handle(line []byte) {
 			w.workNs.Add(int64(time.Since(t0)))
 			return
 		}
-		s.data = out
+		s.data, s.tree = out, tree
 		w.deltas.Add(1)
+	} else if w.freezeData {
+		// JSON.parse of the full data (deep-frozen by the SDK as it goes).
+		tree, err := decodeTree(m.data)
+		if err != nil {
+			w.h.noteError("apply with data that is not JSON: " + bounded(line))
+			return
+		}
+		s.tree, s.hasTree = tree, !m.deleted
 	} else {
 		// What any window does with full data: read all of it (a webview's JSON.parse);
 		// here json.Compact, which checks every byte and keeps the compact copy a later

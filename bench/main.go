@@ -89,7 +89,7 @@ func run(args []string, out io.Writer) int {
 	flags.StringVar(&only, "only", "", "comma-separated scenarios to run: fanout,burst,ingest,startup,store,deltas (default: all)")
 	flags.IntSliceVar(&cfg.channels, "fanout-channels", nil, "fan-out channel counts to run (default 1,10,100,1000)")
 	flags.IntSliceVar(&cfg.sizesKiB, "fanout-kib", nil, "fan-out snapshot sizes in KiB (default 1,256)")
-	flags.StringSliceVar(&deltaCells, "deltas-cells", nil, "cells of the deltas scenario to run: store,host,noapply (default: store and host, with noapply unless --quick)")
+	flags.StringSliceVar(&deltaCells, "deltas-cells", nil, "cells of the deltas scenario to run: store,freezedata,host,noapply (default: all, noapply not with --quick)")
 	flags.StringVar(&cfg.profile, "profile", "", "measure this binary as an in-process sidecar that writes CPU and allocation profiles into this folder (see profile.go)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
