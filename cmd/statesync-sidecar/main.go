@@ -53,6 +53,11 @@ func main() {
 // run is main without the process: the protocol goes to stdout, everything else to
 // stderr. It returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Signals first, on their own goroutine: os/signal starts two threads to deliver them,
+	// which run while the flags, logger and store are set up instead of before them (about
+	// 0.8 ms of every cold start otherwise), and the sidecar catches a goodbye sooner.
+	signals, signalsReady, stopSignals := catchGoodbyes()
+	defer stopSignals()
 	flags := pflag.NewFlagSet("statesync-sidecar", pflag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.SortFlags = false
@@ -167,14 +172,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cfg.Trace = stderr
 	}
 
-	// A host that dies mid-write closes our stdout: the write must fail with EPIPE (and the
-	// sidecar exit 0 on the stdin EOF that follows), not kill the process with SIGPIPE,
-	// which Go delivers for writes to fds 1 and 2 unless the signal is ignored.
-	signal.Ignore(syscall.SIGPIPE)
-	// SIGHUP is a goodbye too: its default action kills the process with no clean stop,
-	// and a terminal closing under a sidecar driven by hand sends it.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
-	defer stop()
+	<-signalsReady // SIGPIPE is ignored before anything is written to stdout
+	ctx := signals
 	if *parentPID > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -209,6 +208,35 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// catchGoodbyes installs the signal handling on a goroutine of its own: ctx ends on
+// SIGTERM, SIGINT or SIGHUP; ready is closed once SIGPIPE is ignored and the three are
+// caught; stop undoes it.
+func catchGoodbyes() (ctx context.Context, ready <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	caught := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	go func() {
+		// A host that dies mid-write closes our stdout: the write must fail with EPIPE (and
+		// the sidecar exit 0 on the stdin EOF that follows), not kill the process with
+		// SIGPIPE, which Go delivers for writes to fds 1 and 2 unless the signal is ignored.
+		signal.Ignore(syscall.SIGPIPE)
+		// SIGHUP is a goodbye too: its default action kills the process with no clean stop,
+		// and a terminal closing under a sidecar driven by hand sends it.
+		signal.Notify(caught, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
+		close(done)
+		select {
+		case <-caught:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, done, func() {
+		cancel()
+		<-done
+		signal.Stop(caught)
+	}
 }
 
 // stopGrace bounds the stop after a signal or the parent's death, within the 200 ms in
