@@ -79,3 +79,21 @@ func TestApplyTreeAgreesWithTheSharedVectors(t *testing.T) {
 		t.Fatalf("only %d vectors ran", n)
 	}
 }
+
+// BenchmarkApplyTreeOneLeaf1MiB: one freezeData window's apply of the deltas cell's patch.
+func BenchmarkApplyTreeOneLeaf1MiB(b *testing.B) {
+	tree, err := decodeTree(payload(deltaDocSize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for k := 0; b.Loop(); k++ {
+		p, err := jsonpatch.DecodePatch(leafPatch(k))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if tree, err = applyTree(tree, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
