@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/state-sync/state-sync/engine"
@@ -284,7 +285,7 @@ func parseFile(raw []byte) (fileDoc, error) {
 	}
 	for topic, e := range doc.Topics {
 		if _, err := engine.ValidateTopic(topic); err != nil {
-			return fileDoc{}, fmt.Errorf("topic %q: the name %v", topic, err.(*engine.FieldError).Err)
+			return fileDoc{}, fmt.Errorf("topic %s: the name %v", quoteName(topic), err.(*engine.FieldError).Err)
 		}
 		if _, err := engine.ParseRevision(string(e.Revision)); err != nil {
 			return fileDoc{}, fmt.Errorf("topic %q: %v", topic, err)
@@ -382,4 +383,13 @@ var beforeRename func(tmpName string)
 func writeJSON(buf *bytes.Buffer, v any) {
 	b, _ := json.Marshal(v)
 	buf.Write(b)
+}
+
+// quoteName quotes a topic name for an error, at most 64 bytes of it: a name refused for
+// its length may be a megabyte, and the error is one line of stderr.
+func quoteName(name string) string {
+	if len(name) <= 64 {
+		return strconv.Quote(name)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(name[:64]), len(name))
 }

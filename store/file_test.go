@@ -213,6 +213,10 @@ func TestFileThatIsNotAStoreIsAClearErrorAndLeftUntouched(t *testing.T) {
 		{"invalid UTF-8 in a topic name", func(*testing.T) []byte {
 			return []byte("{\"format\":\"statesync-store\",\"version\":1,\"epoch\":\"e\",\"topics\":{\"t\xff\":{\"revision\":\"1\",\"data\":1}}}")
 		}, "topics: a member name has byte 64, which is not valid UTF-8"},
+		// A name refused for its length is quoted in part: the whole would be 100 KiB of stderr.
+		{"a topic name over the limit", func(*testing.T) []byte {
+			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"` + strings.Repeat("n", 100<<10) + `":{"revision":"1","data":1}}}`)
+		}, `topic "` + strings.Repeat("n", 64) + `"… (102400 bytes): the name is 102400 bytes long, over`},
 		{"a lone surrogate in a topic name (read as U+FFFD)", func(*testing.T) []byte {
 			return []byte(`{"format":"statesync-store","version":1,"epoch":"e","topics":{"t\ud800":{"revision":"1","data":1}}}`)
 		}, "topics: a member name has a lone surrogate escape"},
@@ -227,6 +231,7 @@ func TestFileThatIsNotAStoreIsAClearErrorAndLeftUntouched(t *testing.T) {
 			require.Contains(t, msg, path, "the error names the file")
 			require.Contains(t, msg, tc.reason)
 			require.Contains(t, msg, "left untouched; move it away to start empty, or restore a backup")
+			require.Less(t, len(msg), 1024+len(path), "the error is a line, not the file")
 			require.True(t, bytes.Equal(before, readBytes(t, path)), "the file is byte-identical")
 			requireMode(t, path, 0o640)
 			require.Empty(t, tempFiles(t, path))
