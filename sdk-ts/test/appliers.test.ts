@@ -38,6 +38,14 @@ describe("piniaApplier (real pinia)", () => {
     expect(store.count).toBe(5);
     expect(store.label).toBe("five");
   });
+
+  it("a deleted topic (state.delete) takes the synced keys away in one $patch, the omitted ones stay", async () => {
+    setActivePinia(createPinia());
+    const useSettings = defineStore("deleted", { state: () => ({ theme: "dark", draft: "mine" }) });
+    const store = useSettings();
+    await piniaApplier(store, { omit: ["draft"] }).apply({ revision: "3", data: null, deleted: true });
+    expect(store.$state).toEqual({ draft: "mine" });
+  });
 });
 
 describe("zustandApplier (real zustand)", () => {

@@ -65,10 +65,18 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Applies the snapshot's keys to `target` in place: for proxies that track their own
- * mutations (Vue reactive, Valtio, Svelte $state, a Pinia $patch draft).
+ * mutations (Vue reactive, Valtio, Svelte $state, a Pinia $patch draft). A deleted topic
+ * (`deleted`, state.delete) has no keys: mode "replace" removes the synced ones, "patch"
+ * changes nothing.
  */
-export function foldInto(target: Record<string, unknown>, data: unknown, fold: Fold, revision: Revision): void {
-  const { set, remove } = plan(target, data, fold, revision);
+export function foldInto(
+  target: Record<string, unknown>,
+  data: unknown,
+  fold: Fold,
+  revision: Revision,
+  deleted = false,
+): void {
+  const { set, remove } = plan(target, deleted ? {} : data, fold, revision);
   for (const key of remove) {
     delete target[key];
   }
@@ -78,19 +86,19 @@ export function foldInto(target: Record<string, unknown>, data: unknown, fold: F
 }
 
 /** The folded state as a new object, `current` untouched: for stores that compare by identity. */
-export function foldObject<S>(current: S, data: unknown, fold: Fold, revision: Revision): S {
+export function foldObject<S>(current: S, data: unknown, fold: Fold, revision: Revision, deleted = false): S {
   const next: Record<string, unknown> = { ...(current as Record<string, unknown>) };
-  foldInto(next, data, fold, revision);
+  foldInto(next, data, fold, revision, deleted);
   return next as S;
 }
 
 /**
  * Like foldObject, for stores that may hold any JSON value (a ref, a writable, a reducer's
  * state): with neither pick, omit nor patch, a snapshot that is not an object, or a state
- * that is not, is simply the new state.
+ * that is not, is simply the new state (null for a deleted topic).
  */
-export function foldValue<S>(current: S, data: unknown, fold: Fold, revision: Revision): S {
-  if (!fold.patch && fold.synced === null && (!isObject(data) || !isObject(current))) {
+export function foldValue<S>(current: S, data: unknown, fold: Fold, revision: Revision, deleted = false): S {
+  if (!fold.patch && fold.synced === null && (deleted || !isObject(data) || !isObject(current))) {
     return data as S;
   }
   if (!isObject(current)) {
@@ -99,7 +107,7 @@ export function foldValue<S>(current: S, data: unknown, fold: Fold, revision: Re
         'work on an object\'s top-level keys; start from an object, or use mode "replace" without pick or omit',
     );
   }
-  return foldObject(current, data, fold, revision);
+  return foldObject(current, data, fold, revision, deleted);
 }
 
 function plan(

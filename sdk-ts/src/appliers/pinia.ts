@@ -14,8 +14,8 @@ export function piniaApplier<S extends StateTree>(
 ): SnapshotApplier<unknown> {
   const fold = checkApplyOptions(options, "piniaApplier");
   return {
-    apply({ revision, data }) {
-      store.$patch((state) => foldInto(state as Record<string, unknown>, data, fold, revision));
+    apply({ revision, data, deleted }) {
+      store.$patch((state) => foldInto(state as Record<string, unknown>, data, fold, revision, deleted === true));
     },
   };
 }

@@ -61,9 +61,9 @@ export function useRevisionSync<T>(options: UseRevisionSyncOptions<T>): T {
       connection,
       topic,
       applier: {
-        apply({ revision, data }) {
+        apply({ revision, data, deleted }) {
           if (!live) return; // stop() already drops these; this guards the state, not the wire
-          cell.value = foldValue(cell.value, data, fold, revision);
+          cell.value = foldValue(cell.value, data, fold, revision, deleted === true);
           for (const listener of cell.listeners) listener();
         },
       },

@@ -11,7 +11,7 @@ export const APPLY_SNAPSHOT = "state-sync/applySnapshot";
  */
 export interface ApplySnapshotAction {
   type: typeof APPLY_SNAPSHOT;
-  payload: { topic: string; revision: Revision; data: unknown };
+  payload: { topic: string; revision: Revision; data: unknown; deleted?: true };
   meta: { mode: "replace" | "patch"; pick?: string[]; omit?: string[] };
 }
 
@@ -34,8 +34,10 @@ export function reduxApplier<S = Record<string, unknown>>(
   if (options?.pick !== undefined) meta.pick = [...options.pick];
   if (options?.omit !== undefined) meta.omit = [...options.omit];
   return {
-    apply({ revision, data }) {
-      store.dispatch({ type: APPLY_SNAPSHOT, payload: { topic, revision, data }, meta });
+    apply({ revision, data, deleted }) {
+      const payload: ApplySnapshotAction["payload"] = { topic, revision, data };
+      if (deleted === true) payload.deleted = true;
+      store.dispatch({ type: APPLY_SNAPSHOT, payload, meta });
     },
   };
 }
@@ -55,7 +57,7 @@ export function revisionSyncReducer<S, A extends { type: string } = { type: stri
     }
     const current = state ?? reducer(undefined, { type: `${APPLY_SNAPSHOT}/init` } as A);
     const fold: Fold = checkApplyOptions(action.meta, "revisionSyncReducer");
-    return foldValue(current, action.payload.data, fold, action.payload.revision);
+    return foldValue(current, action.payload.data, fold, action.payload.revision, action.payload.deleted === true);
   };
 }
 

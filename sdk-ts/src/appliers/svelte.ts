@@ -12,8 +12,8 @@ export function svelteApplier<S>(
 ): SnapshotApplier<unknown> {
   const fold = checkApplyOptions(options, "svelteApplier");
   return {
-    apply({ revision, data }) {
-      store.update((current) => foldValue(current, data, fold, revision));
+    apply({ revision, data, deleted }) {
+      store.update((current) => foldValue(current, data, fold, revision, deleted === true));
     },
   };
 }
@@ -25,8 +25,8 @@ export function svelteApplier<S>(
 export function svelteStateApplier<S extends object>(state: S, options?: ApplyOptions<S>): SnapshotApplier<unknown> {
   const fold = checkApplyOptions(options, "svelteStateApplier");
   return {
-    apply({ revision, data }) {
-      foldInto(state as Record<string, unknown>, data, fold, revision);
+    apply({ revision, data, deleted }) {
+      foldInto(state as Record<string, unknown>, data, fold, revision, deleted === true);
     },
   };
 }

@@ -8,8 +8,8 @@ import { type ApplyOptions, checkApplyOptions, foldInto } from "./options.js";
 export function valtioApplier<S extends object>(state: S, options?: ApplyOptions<S>): SnapshotApplier<unknown> {
   const fold = checkApplyOptions(options, "valtioApplier");
   return {
-    apply({ revision, data }) {
-      foldInto(state as Record<string, unknown>, data, fold, revision);
+    apply({ revision, data, deleted }) {
+      foldInto(state as Record<string, unknown>, data, fold, revision, deleted === true);
     },
   };
 }

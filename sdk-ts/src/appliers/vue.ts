@@ -15,11 +15,11 @@ export function vueApplier<S extends object>(
 ): SnapshotApplier<unknown> {
   const fold = checkApplyOptions(options, "vueApplier");
   return {
-    apply({ revision, data }) {
+    apply({ revision, data, deleted }) {
       if (isRef(target)) {
-        target.value = foldValue(target.value, data, fold, revision);
+        target.value = foldValue(target.value, data, fold, revision, deleted === true);
       } else {
-        foldInto(target as Record<string, unknown>, data, fold, revision);
+        foldInto(target as Record<string, unknown>, data, fold, revision, deleted === true);
       }
     },
   };

@@ -16,8 +16,8 @@ export interface ZustandStoreLike<S> {
 export function zustandApplier<S>(store: ZustandStoreLike<S>, options?: ApplyOptions<S>): SnapshotApplier<unknown> {
   const fold = checkApplyOptions(options, "zustandApplier");
   return {
-    apply({ revision, data }) {
-      store.setState(foldObject(store.getState(), data, fold, revision), true);
+    apply({ revision, data, deleted }) {
+      store.setState(foldObject(store.getState(), data, fold, revision, deleted === true), true);
     },
   };
 }

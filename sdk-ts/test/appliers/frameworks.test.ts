@@ -142,3 +142,86 @@ describe("reduxApplier and revisionSyncReducer (real redux)", () => {
     expect(state).toEqual({ theme: "dark", draft: "" });
   });
 });
+
+// state.delete: the window gets `deleted: true` and data null (docs/protocol.md). Stores
+// folded by key drop the synced keys (mode "replace"; actions and local keys stay) or keep
+// everything (mode "patch"); stores that hold one value hold null.
+describe("a deleted topic, in every binding", () => {
+  const deletion = { revision: "3", data: null, deleted: true as const };
+
+  it("Zustand: the synced keys go, the actions and omitted keys stay; patch mode changes nothing", async () => {
+    const store = createStore<{ theme?: string; draft: string; reset(): void }>()(() => ({
+      theme: "dark",
+      draft: "mine",
+      reset: () => {},
+    }));
+    await zustandApplier(store, { omit: ["draft"] }).apply(deletion);
+    expect(Object.keys(store.getState()).sort()).toEqual(["draft", "reset"]);
+    const patched = createStore<{ theme: string }>()(() => ({ theme: "dark" }));
+    await zustandApplier(patched, { mode: "patch" }).apply(deletion);
+    expect(patched.getState()).toEqual({ theme: "dark" });
+  });
+
+  it("Vue reactive, Valtio and Svelte runes lose the synced keys in place; a ref holds null", async () => {
+    const vue = reactive<Record<string, unknown>>({ theme: "dark", size: 12 });
+    await vueApplier(vue, { pick: ["theme"] }).apply(deletion);
+    expect({ ...vue }).toEqual({ size: 12 });
+    const ref = shallowRef<unknown>({ theme: "dark" });
+    await vueApplier(ref).apply(deletion);
+    expect(ref.value).toBeNull();
+    const valtio = proxy<Record<string, unknown>>({ theme: "dark" });
+    await valtioApplier(valtio).apply(deletion);
+    expect(snapshot(valtio)).toEqual({});
+    const { make } = await importRunesModule<{ make(): { state: Record<string, unknown> } }>(
+      `export function make() {
+        const state = $state({ theme: "dark" });
+        return { state };
+      }`,
+    );
+    const { state } = make();
+    const { svelteStateApplier } = await import("../../src/appliers/svelte.js");
+    await svelteStateApplier(state).apply(deletion);
+    expect(Object.keys(state)).toEqual([]);
+  });
+
+  it("a Svelte writable and a Redux reducer hold null; with omit, only the synced keys go", async () => {
+    const store = writable<unknown>({ theme: "dark" });
+    await svelteApplier(store).apply(deletion);
+    let value: unknown = "unset";
+    store.subscribe((v) => {
+      value = v;
+    })();
+    expect(value).toBeNull();
+    const initial = { theme: "light", draft: "" };
+    const reducer = revisionSyncReducer("settings", (state: typeof initial = initial) => state);
+    const redux = legacy_createStore(combineReducers({ settings: reducer }));
+    const dispatched: unknown[] = [];
+    const applier = reduxApplier<typeof initial>(
+      {
+        dispatch: (action) => {
+          dispatched.push(structuredClone(action));
+          return redux.dispatch(action);
+        },
+      },
+      "settings",
+      { omit: ["draft"] },
+    );
+    await applier.apply(deletion);
+    expect(redux.getState()).toEqual({ settings: { draft: "" } });
+    expect(dispatched).toEqual([
+      {
+        type: APPLY_SNAPSHOT,
+        payload: { topic: "settings", revision: "3", data: null, deleted: true },
+        meta: { mode: "replace", omit: ["draft"] },
+      },
+    ]);
+    const plain = revisionSyncReducer("settings", (state: typeof initial = initial) => state);
+    expect(
+      plain(initial, {
+        type: APPLY_SNAPSHOT,
+        payload: { topic: "settings", revision: "3", data: null, deleted: true },
+        meta: { mode: "replace" },
+      }),
+    ).toBeNull();
+  });
+});
