@@ -127,7 +127,8 @@ type history struct {
 	// patched is the latest state.patch whose values repeat no member name: the data of
 	// its target then repeats a name only if its base's does (jsonpatch.Patch.RepeatedNames),
 	// so repeated answers for the target from the base's check, not a scan of the whole
-	// state (1.5–1.7 ms per MiB, BenchmarkRepeatedNames1MiB). Only the latest: the one its channels are about to get.
+	// state (1.5–1.7 ms per MiB, BenchmarkRepeatedNames1MiB). Only the latest: the one
+	// its channels are about to get.
 	patched struct{ base, target revKey }
 
 	diffs atomic.Uint64 // patches computed, for tests
