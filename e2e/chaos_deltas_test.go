@@ -394,6 +394,8 @@ func (h *chaosHost) checkDeltaCounters() {
 		var st struct {
 			Counters counters `json:"counters"`
 		}
+		// The sidecar counts an answer on its engine's goroutine after reading it, and
+		// tells nobody: ask again, bounded, pausing 1 ms once quick retries have not seen it.
 		deadline := time.Now().Add(chaosWaitBound)
 		for tries := 0; ; tries++ {
 			if err := h.c.Call(h.ctx(), "channel.status", map[string]any{"channel": cc.name}, &st); err != nil {

@@ -1333,6 +1333,8 @@ func (h *chaosHost) converge() {
 		}
 		return true
 	}
+	// localRevision moves in the sidecar once the last apply's answer is read there, and
+	// no message says so: ask again, bounded, pausing 1 ms after the quick retries.
 	listDeadline := time.Now().Add(chaosWaitBound)
 	for tries := 0; ; tries++ {
 		list = listed{}

@@ -790,7 +790,9 @@ func (w *chaosWorld) converge() {
 	}
 	// The engine agrees with what was applied. The window records an apply before it
 	// returns, and the engine moves localRevision only once it has returned, so under
-	// load the last apply can still be on its way back: wait for it, bounded.
+	// load the last apply can still be on its way back: wait for it, bounded. The engine
+	// has no event for that step (a Refresh to wait on would fetch, and change the
+	// fetch counts checkFetchBound judges), so Status is polled.
 	disagree := func() []*chaosChan {
 		var out []*chaosChan
 		for _, cc := range open {
