@@ -76,7 +76,8 @@ type Container = Record<string, unknown> | unknown[];
  * patch applies or nothing does: a failing operation throws a JsonPatchError (with the
  * op's index) and the caller keeps `doc`. Parts of `doc` that the patch does not touch are
  * shared with the result, so the result is cheap for a small patch on a large document;
- * values the patch inserts are copies, never the patch's own objects.
+ * values the patch inserts are copies, never the patch's own objects. With `freeze`, for a
+ * deeply frozen `doc` (the SDK's freezeData), the result is deeply frozen too.
  */
 export function applyPatch<T = unknown>(doc: unknown, patch: unknown, options: { freeze?: boolean } = {}): T {
   if (!Array.isArray(patch)) {
