@@ -333,7 +333,7 @@ func deltaStoreCell(bin string, deltas bool, mode windowMode, b budget) (res del
 	res.Pid = h.pid
 	progress("  sidecar pid %d", h.pid)
 	win := newDeltaWindows(h, deltaWindowsN)
-	win.noApply, win.freezeData = noApply, mode == windowsFreezeData
+	win.mode = mode
 	defer win.stop()
 	if err := deltaInitialize(h); err != nil {
 		return res, nil, err
@@ -652,12 +652,11 @@ type deltaWindows struct {
 	queues []chan windowJob
 	wg     sync.WaitGroup
 	state  []windowState // state[i] is touched only by channel i's worker
-	// noApply: check each patch's base and acknowledge it without applying it (the
-	// diagnostic cell; the windows' data goes stale).
-	noApply bool
-	// freezeData: hold the parsed data and apply patches to it with applyTree, as the
-	// SDK does with freezeData (tree.go), instead of bytes with jsonpatch.ApplyValid.
-	freezeData bool
+	// mode is how the windows take a patch: as the SDK does by default (bytes, applied
+	// with jsonpatch.ApplyValid), as it does with freezeData (parsed data, applyTree:
+	// tree.go), or not at all (the diagnostic cell: the base checked and acknowledged,
+	// the windows' data going stale).
+	mode windowMode
 
 	applies, deltas, bytes, mismatch, failed, workNs atomic.Int64
 }
@@ -744,7 +743,7 @@ func (w *deltaWindows) allHold(rev string, data []byte) bool {
 		w.queues[i%len(w.queues)] <- windowJob{fn: func() {
 			defer wg.Done()
 			s := &w.state[i]
-			if w.freezeData {
+			if w.mode == windowsFreezeData {
 				if s.rev != rev || !s.hasTree || !treeEqual(s.tree, wantTree) {
 					ok.Store(false)
 				}
@@ -794,7 +793,7 @@ func (w *deltaWindows) handle(line []byte) {
 	s := &w.state[i]
 	if m.patch != nil {
 		held := s.data != nil
-		if w.freezeData {
+		if w.mode == windowsFreezeData {
 			held = s.hasTree
 		}
 		if !held || s.rev != string(m.base) || s.epoch != string(m.epoch) {
@@ -806,8 +805,8 @@ func (w *deltaWindows) handle(line []byte) {
 		p, err := jsonpatch.DecodePatch(m.patch)
 		out, tree := s.data, s.tree
 		switch {
-		case err != nil || w.noApply:
-		case w.freezeData:
+		case err != nil || w.mode == windowsNoApply:
+		case w.mode == windowsFreezeData:
 			tree, err = applyTree(s.tree, p)
 		default:
 			// s.data is compact, valid JSON: Compact made it from the full data, or
@@ -822,7 +821,7 @@ func (w *deltaWindows) handle(line []byte) {
 		}
 		s.data, s.tree = out, tree
 		w.deltas.Add(1)
-	} else if w.freezeData {
+	} else if w.mode == windowsFreezeData {
 		// JSON.parse of the full data (deep-frozen by the SDK as it goes).
 		tree, err := decodeTree(m.data)
 		if err != nil {
