@@ -35,6 +35,10 @@ var importVariants = []variant{
 	{Tag: "with_pflag", Imports: "github.com/spf13/pflag"},
 	{Tag: "with_jsonrpc2", Imports: "github.com/sourcegraph/jsonrpc2"},
 	{Tag: "with_all", Imports: "every package the sidecar imports (rpc, store, pflag, slog, signal, …)"},
+	// Not imports but the sidecar's first steps, which no sidecar can skip: together they
+	// are the least a program that keeps pflag and exits cleanly on a signal does here.
+	{Tag: "with_all,with_sidecarflags", Imports: "… and a flag set of the sidecar's shape parsed (pflag, 22 flags)"},
+	{Tag: "with_all,with_sidecarflags,with_goodbyes", Imports: "… and SIGTERM, SIGINT, SIGHUP caught, SIGPIPE ignored (on a goroutine, as the sidecar does)"},
 }
 
 // buildChildren builds the floor programs and the given import variants into dir.

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -53,5 +57,34 @@ func TestBurstBound(t *testing.T) {
 	}
 	if bound, _, _ := boundOf(map[string][]uint64{"": {7}}, 7, 1, false); bound != 2 {
 		t.Errorf("quiet bound with one provider: got %d, want 2", bound)
+	}
+}
+
+// The cold-start bound parses a flag set of the sidecar's shape: when the sidecar gains or
+// loses a flag, or a flag changes kind, the bound must follow, or it measures another
+// program's start.
+func TestBoundParsesTheSidecarsFlags(t *testing.T) {
+	root := moduleRoot()
+	definition := regexp.MustCompile(`\bf(?:lags)?\.(String|Int|Bool|BoolP|Duration)\("([a-z-]+)"`)
+	flagsIn := func(files ...string) map[string]string {
+		got := map[string]string{}
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(root, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range definition.FindAllStringSubmatch(string(b), -1) {
+				got[m[2]] = m[1]
+			}
+		}
+		return got
+	}
+	sidecar := flagsIn("cmd/statesync-sidecar/main.go", "cmd/statesync-sidecar/store.go")
+	bound := flagsIn("bench/testdata/handshake/with_sidecarflags.go")
+	if len(sidecar) < 20 {
+		t.Fatalf("found %d flag definitions in the sidecar's command; the pattern no longer matches its code", len(sidecar))
+	}
+	if !maps.Equal(sidecar, bound) {
+		t.Errorf("bench/testdata/handshake/with_sidecarflags.go defines %v\nthe sidecar defines %v", bound, sidecar)
 	}
 }

@@ -14,7 +14,19 @@ import (
 	"os"
 )
 
+// steps are what a variant does before the handshake, as the sidecar does before its
+// answer: each starts its work and returns the wait for it (cold-start variants; none in
+// the handshake program itself).
+var steps []func() (wait func())
+
 func main() {
+	var waits []func()
+	for _, step := range steps {
+		waits = append(waits, step())
+	}
+	for _, wait := range waits {
+		wait()
+	}
 	in := bufio.NewReader(os.Stdin)
 	if _, err := in.ReadSlice('\n'); err != nil {
 		os.Exit(1)
