@@ -17,7 +17,7 @@ func Apply(doc []byte, p Patch) ([]byte, error) {
 	if err != nil {
 		return nil, &Error{Kind: Malformed, Index: -1, Msg: "the document is " + err.Error()}
 	}
-	return applyCompact(c, p, true)
+	return applyCompact(c, p, true, false)
 }
 
 // ApplyValid is Apply for a document already known to be compact, valid JSON (what
@@ -30,13 +30,29 @@ func ApplyValid(doc []byte, p Patch) ([]byte, error) {
 	if len(doc) == 0 {
 		return nil, &Error{Kind: Malformed, Index: -1, Msg: "the document is empty: not valid JSON"}
 	}
-	return applyCompact(doc, p, true)
+	return applyCompact(doc, p, true, false)
+}
+
+// ApplyValidUniqueNames is ApplyValid for a document also known to repeat no member name
+// in any object (RepeatedNames(doc) is false; for instance the output of a patch whose
+// values repeat none, applied to such a document: Apply adds no repeat). Without
+// that knowledge, a scan for a member reads the rest of its object, since a later member
+// of the same name would be the one that counts; with it, each scan stops at the member
+// it looks for, and inside an array at the element: a third less time for a leaf in the
+// middle of a 1 MiB array, far less for one near its start. When a value of the patch
+// repeats a name, it is ApplyValid. The precondition is the caller's, as ApplyValid's.
+func ApplyValidUniqueNames(doc []byte, p Patch) ([]byte, error) {
+	if len(doc) == 0 {
+		return nil, &Error{Kind: Malformed, Index: -1, Msg: "the document is empty: not valid JSON"}
+	}
+	return applyCompact(doc, p, true, !p.RepeatedNames())
 }
 
 // applyCompact applies p to the compact, valid doc, each operation spliced (splice.go)
 // when it can be and with the node path otherwise; with splice false, always with the
-// node path (the reference the tests compare the splice path with).
-func applyCompact(doc []byte, p Patch, splicing bool) ([]byte, error) {
+// node path (the reference the tests compare the splice path with). unique: no object
+// of doc or of p's values repeats a member name (ApplyValidUniqueNames).
+func applyCompact(doc []byte, p Patch, splicing, unique bool) ([]byte, error) {
 	b := doc
 	owned := false // b is a buffer of ours, not doc
 	var spare []byte
@@ -45,7 +61,7 @@ func applyCompact(doc []byte, p Patch, splicing bool) ([]byte, error) {
 		var out []byte
 		sp, unchanged, ok := splice{}, false, false
 		if splicing {
-			sp, unchanged, ok = spliceOp(b, op)
+			sp, unchanged, ok = spliceOp(b, op, unique)
 		}
 		if ok {
 			if unchanged {

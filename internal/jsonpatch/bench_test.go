@@ -66,6 +66,17 @@ func BenchmarkApplyValid1MiBOneLeaf(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyValidUniqueNames1MiBOneLeaf is what state.patch pays on a state whose
+// names the sidecar knows unique: the scan stops at the leaf.
+func BenchmarkApplyValidUniqueNames1MiBOneLeaf(b *testing.B) {
+	from, _, patch := benchDocs(b)
+	for b.Loop() {
+		if _, err := ApplyValidUniqueNames(from, patch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkRepeatedNames1MiB is the check the sidecar runs on each document it diffs.
 func BenchmarkRepeatedNames1MiB(b *testing.B) {
 	from, _, _ := benchDocs(b)

@@ -17,6 +17,10 @@ import (
 // with the node path on the same buffer, so errors, their wording and the rare cases
 // stay exactly the node path's. TestSpliceMatchesNodes and FuzzSpliceMatchesNodes check
 // that both paths give the same bytes.
+//
+// With unique set (ApplyValidUniqueNames: no object of the document or of a value repeats
+// a member name), a scan stops at the member it looks for: without it, the rest of the
+// object must be read, since a later member of the same name would be the one that counts.
 
 // splice is a planned change of b: b[start:end] replaced by the concatenation of parts.
 type splice struct {
@@ -45,8 +49,8 @@ var comma = []byte{','}
 // locate is the byte range [start, end) of the value at p in the compact, valid b, with
 // a repeated member name read as its last member (as the node path's get). ok is false
 // when there is no such value.
-func locate(b []byte, p Pointer) (start, end int, ok bool) {
-	s, _, ok := walk(b, p)
+func locate(b []byte, p Pointer, unique bool) (start, end int, ok bool) {
+	s, _, ok := walkAhead(b, p, "", unique)
 	if !ok {
 		return 0, 0, false
 	}
@@ -62,15 +66,10 @@ type elementHint struct {
 	exists bool
 }
 
-// walk is the start of the value at p.
-func walk(b []byte, p Pointer) (s int, hint elementHint, ok bool) {
-	return walkAhead(b, p, "")
-}
-
-// walkAhead is walk, and when ahead is an array index and the value at p is an array
-// that is an object member's value, the hint for element ahead (parent's case: the
-// container of the target, and the target).
-func walkAhead(b []byte, p Pointer, ahead string) (s int, hint elementHint, ok bool) {
+// walkAhead is the start of the value at p, and when ahead is an array index and the
+// value at p is an array that is an object member's value, the hint for element ahead
+// (parent's case: the container of the target, and the target).
+func walkAhead(b []byte, p Pointer, ahead string, unique bool) (s int, hint elementHint, ok bool) {
 	for k, tok := range p {
 		next := ahead
 		if k+1 < len(p) {
@@ -82,7 +81,7 @@ func walkAhead(b []byte, p Pointer, ahead string) (s int, hint elementHint, ok b
 		}
 		switch b[s] {
 		case '{':
-			m, found := lastMember(b, s, tok, want)
+			m, found := lastMember(b, s, tok, want, unique)
 			if !found {
 				return 0, hint, false
 			}
@@ -108,7 +107,9 @@ func walkAhead(b []byte, p Pointer, ahead string) (s int, hint elementHint, ok b
 
 // memberAt is where a member of a compact object lies: its name's opening quote (ks),
 // its value (vs, ve), whether another member of the object has the same name, and the
-// hint for element want of its value when that is an array.
+// hint for element want of its value when that is an array. ve is -1 when a unique
+// scan noted the hint and stopped inside the value: walkAhead, which asks for hints,
+// needs only vs.
 type memberAt struct {
 	ks, vs, ve int
 	dup        bool
@@ -118,8 +119,9 @@ type memberAt struct {
 // lastMember finds the last member named name in the object starting at b[s]. The whole
 // object is scanned (a later member of the same name wins), values skipped undecoded;
 // with want >= 0, a matching member's array value is skipped element by element, noting
-// where element want lies.
-func lastMember(b []byte, s int, name string, want int) (m memberAt, found bool) {
+// where element want lies. With unique (the object repeats no name), the scan stops at
+// the matching member, and inside its array value at element want.
+func lastMember(b []byte, s int, name string, want int, unique bool) (m memberAt, found bool) {
 	i := s + 1
 	if b[i] == '}' {
 		return m, false
@@ -130,6 +132,16 @@ func lastMember(b []byte, s int, name string, want int) (m memberAt, found bool)
 		var ve int
 		var hint elementHint
 		match := keyIs(b[i+1:kend-1], name)
+		if match && unique {
+			m = memberAt{ks: i, vs: vs, ve: -1}
+			if want >= 0 && vs < len(b) && b[vs] == '[' {
+				m.hint.pos, m.hint.exists = element(b, vs, want)
+				m.hint.known = true
+			} else {
+				m.ve = skipCompact(b, vs)
+			}
+			return m, true
+		}
 		if match && want >= 0 && vs < len(b) && b[vs] == '[' {
 			ve, hint.pos, hint.exists = skipArray(b, vs, want)
 			hint.known = true
@@ -228,7 +240,7 @@ func spliceValue(op *Op) ([]byte, bool) {
 
 // spliceOp plans op on the compact, valid b. ok false: apply op with the node path.
 // unchanged: op changes nothing (a test that passed, a move onto itself).
-func spliceOp(b []byte, op *Op) (sp splice, unchanged, ok bool) {
+func spliceOp(b []byte, op *Op, unique bool) (sp splice, unchanged, ok bool) {
 	if len(op.Path) == 0 {
 		return sp, false, false
 	}
@@ -238,34 +250,34 @@ func spliceOp(b []byte, op *Op) (sp splice, unchanged, ok bool) {
 		if !ok {
 			return sp, false, false
 		}
-		return spliceReplace(b, op.Path, v)
+		return spliceReplace(b, op.Path, v, unique)
 	case "add":
 		v, ok := spliceValue(op)
 		if !ok {
 			return sp, false, false
 		}
-		sp, ok = spliceAdd(b, op.Path, v)
+		sp, ok = spliceAdd(b, op.Path, v, unique)
 		return sp, false, ok
 	case "remove":
-		sp, ok = spliceRemove(b, op.Path)
+		sp, ok = spliceRemove(b, op.Path, unique)
 		return sp, false, ok
 	case "test":
 		want, ok := spliceValue(op)
 		if !ok {
 			return sp, false, false
 		}
-		s, e, found := locate(b, op.Path)
+		s, e, found := locate(b, op.Path, unique)
 		if !found || !equalJSON(b[s:e], want) {
 			return sp, false, false
 		}
 		return sp, true, true
 	case "copy":
-		s, e, found := locate(b, op.From)
+		s, e, found := locate(b, op.From, unique)
 		if !found {
 			return sp, false, false
 		}
 		// The value is b's bytes; write copies them before anything else is written.
-		sp, ok = spliceAdd(b, op.Path, b[s:e])
+		sp, ok = spliceAdd(b, op.Path, b[s:e], unique)
 		return sp, false, ok
 	}
 	return sp, false, false // move (two changes) and unknown ops: the node path
@@ -273,8 +285,8 @@ func spliceOp(b []byte, op *Op) (sp splice, unchanged, ok bool) {
 
 // parent is the start of the container holding p's target (p not empty), and the
 // target's position if the container is an array whose position was noted on the way.
-func parent(b []byte, p Pointer) (int, elementHint, bool) {
-	s, hint, ok := walkAhead(b, p[:len(p)-1], p[len(p)-1])
+func parent(b []byte, p Pointer, unique bool) (int, elementHint, bool) {
+	s, hint, ok := walkAhead(b, p[:len(p)-1], p[len(p)-1], unique)
 	if !ok || b[s] != '{' && b[s] != '[' {
 		return 0, hint, false
 	}
@@ -289,14 +301,14 @@ func arrayTarget(b []byte, s, idx int, hint elementHint) (pos int, exists bool) 
 	return element(b, s, idx)
 }
 
-func spliceReplace(b []byte, p Pointer, v []byte) (sp splice, unchanged, ok bool) {
-	s, hint, ok := parent(b, p)
+func spliceReplace(b []byte, p Pointer, v []byte, unique bool) (sp splice, unchanged, ok bool) {
+	s, hint, ok := parent(b, p, unique)
 	if !ok {
 		return sp, false, false
 	}
 	last := p[len(p)-1]
 	if b[s] == '{' {
-		m, found := lastMember(b, s, last, -1)
+		m, found := lastMember(b, s, last, -1, unique)
 		if !found || m.dup {
 			return sp, false, false
 		}
@@ -313,14 +325,14 @@ func spliceReplace(b []byte, p Pointer, v []byte) (sp splice, unchanged, ok bool
 	return splice{start: e, end: skipCompact(b, e), parts: [3][]byte{v}}, false, true
 }
 
-func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
-	s, hint, ok := parent(b, p)
+func spliceAdd(b []byte, p Pointer, v []byte, unique bool) (sp splice, ok bool) {
+	s, hint, ok := parent(b, p, unique)
 	if !ok {
 		return sp, false
 	}
 	last := p[len(p)-1]
 	if b[s] == '{' {
-		m, found := lastMember(b, s, last, -1)
+		m, found := lastMember(b, s, last, -1, unique)
 		if m.dup {
 			return sp, false
 		}
@@ -357,15 +369,15 @@ func spliceAdd(b []byte, p Pointer, v []byte) (sp splice, ok bool) {
 	return splice{start: pos, end: pos, parts: [3][]byte{comma, v}}, true
 }
 
-func spliceRemove(b []byte, p Pointer) (sp splice, ok bool) {
-	s, hint, ok := parent(b, p)
+func spliceRemove(b []byte, p Pointer, unique bool) (sp splice, ok bool) {
+	s, hint, ok := parent(b, p, unique)
 	if !ok {
 		return sp, false
 	}
 	last := p[len(p)-1]
 	var start, end int
 	if b[s] == '{' {
-		m, found := lastMember(b, s, last, -1)
+		m, found := lastMember(b, s, last, -1, unique)
 		if !found || m.dup {
 			return sp, false
 		}
