@@ -145,7 +145,8 @@ type histEntry struct {
 	size int             // what it counts against limit
 
 	check   sync.Once
-	repeats bool // data has a member name twice (jsonpatch.RepeatedNames), once checked
+	repeats bool        // data has a member name twice (jsonpatch.RepeatedNames), once checked
+	checked atomic.Bool // repeats is set: uniqueNames reads it without running the check
 }
 
 // derivedKey names a patch (base set) or a projection (base empty) of the data of
@@ -288,6 +289,7 @@ func (h *history) repeated(key revKey) bool {
 		return true
 	}
 	e.check.Do(func() {
+		defer e.checked.Store(true)
 		// The base's data is what the patch applied to: the history holds one data per
 		// revision (remember).
 		if patched && h.get(base) != nil && !h.repeated(base) {
@@ -297,6 +299,22 @@ func (h *history) repeated(key revKey) bool {
 		e.repeats = jsonpatch.RepeatedNames(data)
 	})
 	return e.repeats
+}
+
+// uniqueNames reports whether the history holds this very slice as the data at key and
+// has already found that it repeats no member name (a channel's patch asked). It never
+// runs the check: state.patch asks it under the store's lock, where a scan of the whole
+// state would cost more than the answer saves.
+func (h *history) uniqueNames(key revKey, data json.RawMessage) bool {
+	h.mu.Lock()
+	e := h.data[key]
+	var held json.RawMessage
+	if e != nil {
+		held = e.data
+	}
+	h.mu.Unlock()
+	return len(held) > 0 && len(held) == len(data) && unsafe.SliceData(held) == unsafe.SliceData(data) &&
+		e.checked.Load() && !e.repeats
 }
 
 // patch returns the patch from base to target for the channels selecting opts.paths,

@@ -445,6 +445,45 @@ func TestStatePatchInheritsItsBasesNameCheck(t *testing.T) {
 	require.Contains(t, h.appliesTo("w")[5], "data")
 }
 
+// Once the topic's delta channels have had a revision, the history knows whether its
+// names repeat: a patch on it then stops each scan at the first match, and only then.
+func TestStatePatchStopsAtTheFirstMatchOnlyWhereNamesAreKnownUnique(t *testing.T) {
+	h := startWindowHost(t, Config{Store: store.NewMemory(1 << 20)})
+	uniqueScans := func() int {
+		h.server.patched.mu.Lock()
+		defer h.server.patched.mu.Unlock()
+		return h.server.patched.unique
+	}
+	patch := func(raw string) {
+		h.result("state.patch", map[string]any{"topic": deltaTopic, "patch": json.RawMessage(raw)})
+	}
+	h.result("state.set", map[string]any{"topic": deltaTopic, "data": leaf(7, 0)})
+	patch(`[{"op":"replace","path":"/key007/value","value":1}]`)
+	require.Zero(t, uniqueScans(), "no delta channel: no history knows the names")
+
+	openDeltas(h, "w", map[string]any{"deltas": true})
+	h.waitWindow("w", "2")
+	patch(`[{"op":"replace","path":"/key007/value","value":2}]`)
+	require.Zero(t, uniqueScans(), "revision 2 went to the window in full: its names were never checked")
+	h.waitWindow("w", "3")
+	patch(`[{"op":"replace","path":"/key007/value","value":3}]`)
+	require.Equal(t, 1, uniqueScans(), "revision 3 went as a patch, its names checked")
+	h.waitWindow("w", "4")
+
+	// A value with a name twice: that revision repeats a name, and the patch on it reads
+	// every object whole, as a repeated name needs (the last one counts).
+	patch(`[{"op":"add","path":"/key007/extra","value":{"twice":1,"twice":2}}]`)
+	require.Equal(t, 2, uniqueScans(), "revision 4 repeated no name")
+	h.waitWindow("w", "5")
+	patch(`[{"op":"replace","path":"/key007/value","value":4}]`)
+	require.Equal(t, 2, uniqueScans(), "revision 5 repeats a name")
+	w := h.waitWindow("w", "6")
+	got, err := json.Marshal(h.result("state.get", map[string]any{"topic": deltaTopic})["data"])
+	require.NoError(t, err)
+	requireSameJSON(t, w.data, got)
+	require.Contains(t, string(w.data), `"extra":{"twice":1,"twice":2}`)
+}
+
 // A patch on the very data the last patch wrote skips Apply's validation pass; data from
 // state.set (kept as sent, spaces and all) is always read whole first.
 func TestStatePatchTrustsOnlyItsOwnOutput(t *testing.T) {
