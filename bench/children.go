@@ -38,8 +38,13 @@ var importVariants = []variant{
 	// Not imports but the sidecar's first steps, which no sidecar can skip: together they
 	// are the least a program that keeps pflag and exits cleanly on a signal does here.
 	{Tag: "with_all,with_sidecarflags", Imports: "… and a flag set of the sidecar's shape parsed (pflag, 22 flags)"},
-	{Tag: "with_all,with_sidecarflags,with_goodbyes", Imports: "… and SIGTERM, SIGINT, SIGHUP caught, SIGPIPE ignored (on a goroutine, as the sidecar does)"},
+	{Tag: boundTag, Imports: "… and SIGTERM, SIGINT, SIGHUP caught, SIGPIPE ignored (on a goroutine, as the sidecar does)"},
 }
+
+// boundTag is the last variant: the least any sidecar does before its answer (every
+// import, its flags parsed with pflag, the goodbye signals caught), which the summary
+// prints under the cold-start target.
+const boundTag = "with_all,with_sidecarflags,with_goodbyes"
 
 // buildChildren builds the floor programs and the given import variants into dir.
 func buildChildren(root, dir string, variants []variant) (children, error) {

@@ -4,7 +4,7 @@ import { proxy, snapshot, subscribe as subscribeValtio } from "valtio/vanilla";
 import { describe, expect, it } from "vitest";
 import { computed, nextTick, reactive, shallowRef, watch } from "vue";
 import { createStore } from "zustand/vanilla";
-import { APPLY_SNAPSHOT, reduxApplier, revisionSyncReducer } from "../../src/appliers/redux.js";
+import { APPLY_SNAPSHOT, type ReduxStoreLike, reduxApplier, revisionSyncReducer } from "../../src/appliers/redux.js";
 import { svelteApplier } from "../../src/appliers/svelte.js";
 import { valtioApplier } from "../../src/appliers/valtio.js";
 import { vueApplier } from "../../src/appliers/vue.js";
@@ -14,6 +14,23 @@ import { importRunesModule } from "./helpers.js";
 
 // What each framework's users see: one notification per applied snapshot, derived values
 // that follow, and the framework's own features left working.
+
+// reduxApplier for the "settings" topic of store, "draft" omitted, with a copy of every
+// action it dispatches kept in dispatched.
+function recordingSettingsApplier(store: ReduxStoreLike) {
+  const dispatched: unknown[] = [];
+  const applier = reduxApplier<{ draft: string }>(
+    {
+      dispatch: (action) => {
+        dispatched.push(structuredClone(action));
+        return store.dispatch(action);
+      },
+    },
+    "settings",
+    { omit: ["draft"] },
+  );
+  return { applier, dispatched };
+}
 
 describe("zustandApplier (real zustand)", () => {
   it("keeps the store's actions working and tells subscribers once per snapshot", async () => {
@@ -107,17 +124,7 @@ describe("reduxApplier and revisionSyncReducer (real redux)", () => {
 
   it("dispatches one serializable action per snapshot; only the reducer of its topic takes it", async () => {
     const store = legacy_createStore(combineReducers({ settings, other }));
-    const dispatched: unknown[] = [];
-    const applier = reduxApplier<typeof initialSettings>(
-      {
-        dispatch: (action) => {
-          dispatched.push(structuredClone(action));
-          return store.dispatch(action);
-        },
-      },
-      "settings",
-      { omit: ["draft"] },
-    );
+    const { applier, dispatched } = recordingSettingsApplier(store);
     let told = 0;
     store.subscribe(() => told++);
     store.dispatch({ type: "typed", draft: "hello" });
@@ -195,17 +202,7 @@ describe("a deleted topic, in every binding", () => {
     const initial = { theme: "light", draft: "" };
     const reducer = revisionSyncReducer("settings", (state: typeof initial = initial) => state);
     const redux = legacy_createStore(combineReducers({ settings: reducer }));
-    const dispatched: unknown[] = [];
-    const applier = reduxApplier<typeof initial>(
-      {
-        dispatch: (action) => {
-          dispatched.push(structuredClone(action));
-          return redux.dispatch(action);
-        },
-      },
-      "settings",
-      { omit: ["draft"] },
-    );
+    const { applier, dispatched } = recordingSettingsApplier(redux);
     await applier.apply(deletion);
     expect(redux.getState()).toEqual({ settings: { draft: "" } });
     expect(dispatched).toEqual([
